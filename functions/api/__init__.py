@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI app (OIP v2 + v1 predict) and its Lambda handler."""

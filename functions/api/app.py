@@ -1,0 +1,50 @@
+"""Assembles the FastAPI app: routers, error table, OpenAPI components. Nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from functions import __version__
+from functions.core.dataplane import DataPlane
+from functions.core.registry import Registry
+from functions.settings import Settings
+
+from . import errors, routes_v1, routes_v2
+from .schemas import REQUEST_MODELS
+
+
+def create_app(*, registry: Registry, settings: Settings) -> FastAPI:
+    """The serving app over `registry`; the same app runs under Mangum and uvicorn."""
+    app = FastAPI(
+        title="serverless-maas",
+        version=__version__,
+        summary="ONNX models served with the Open Inference Protocol v2 (and a simple v1 predict).",
+    )
+    app.state.dataplane = DataPlane(registry, version=__version__)
+    app.state.settings = settings
+    app.include_router(routes_v2.router)
+    app.include_router(routes_v1.router)
+    app.include_router(routes_v1.fallback)
+    errors.install(app)
+    _document_request_bodies(app)
+    return app
+
+
+def _document_request_bodies(app: FastAPI) -> None:
+    """Add the request schemas that routes reference but decode by hand (for speed)."""
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = base()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in REQUEST_MODELS:
+                doc = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(doc.pop("$defs", {}))
+                components[model.__name__] = doc
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,26 @@
+"""Request dependencies as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from functions.core.dataplane import DataPlane
+from functions.settings import Settings
+
+
+def _dataplane(request: Request) -> DataPlane:
+    plane: DataPlane = request.app.state.dataplane
+    return plane
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+DataPlaneDep = Annotated[DataPlane, Depends(_dataplane)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ModelName = Annotated[str, Path(description="Model name (`^[a-z0-9][a-z0-9._-]{0,63}$`)")]
+VersionRef = Annotated[str, Path(description="A version number, `latest`, or an alias such as `prod`")]

@@ -1,0 +1,67 @@
+"""The simple v1 `:predict` endpoint, and clear errors for malformed model paths."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from functions.core.dataplane import DataPlane
+from functions.core.errors import InvalidInput
+from functions.core.names import LATEST, check_name
+from functions.settings import Settings
+
+from .body import read_body
+from .deps import DataPlaneDep, ModelName, SettingsDep, VersionRef
+from .routes_v2 import ERRORS
+from .schemas import PredictResponse
+
+router = APIRouter(tags=["v1"])
+
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+    }
+}
+
+
+PREDICT = {"response_model": PredictResponse, "responses": ERRORS, "openapi_extra": PREDICT_BODY}
+
+
+@router.post("/v1/models/{name}/versions/{version}:predict", **PREDICT)  # type: ignore[arg-type]
+async def version_predict(
+    request: Request, plane: DataPlaneDep, settings: SettingsDep, name: ModelName, version: VersionRef
+) -> Response:
+    """`{"instances": [...]}` in, `{"predictions": [...]}` out, for a version or alias."""
+    return await run_predict(request, plane, settings, name, version)
+
+
+@router.post("/v1/models/{name}:predict", **PREDICT)  # type: ignore[arg-type]
+async def predict(request: Request, plane: DataPlaneDep, settings: SettingsDep, name: ModelName) -> Response:
+    """`{"instances": [...]}` in, `{"predictions": [...]}` out, for the latest version."""
+    return await run_predict(request, plane, settings, name, LATEST)
+
+
+async def run_predict(
+    request: Request, plane: DataPlane, settings: Settings, name: str, version: str
+) -> Response:
+    """Read the body within the limit and run off the event loop."""
+    body = await read_body(request, settings.max_body_bytes)
+    content = await run_in_threadpool(plane.predict, name, version, body)
+    return Response(content, media_type="application/json")
+
+
+fallback = APIRouter()
+
+
+@fallback.api_route(
+    "/{api:path}/models/{rest:path}", methods=["GET", "POST"], include_in_schema=False
+)
+def malformed_model_path(api: str, rest: str) -> Response:
+    """Name the problem when a model path does not match any route (e.g. `../x`, empty)."""
+    if api not in ("v1", "v2"):
+        raise InvalidInput(f"no such endpoint: /{api}/models/{rest}")
+    check_name(rest.split("/", 1)[0].split(":", 1)[0])
+    raise InvalidInput(f"no such endpoint: /{api}/models/{rest}")
+

@@ -1,0 +1,151 @@
+"""Open Inference Protocol v2 endpoints: thin wrappers over the data plane."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from functions.core.dataplane import DataPlane
+from functions.core.names import LATEST
+from functions.core.oip import HEADER_LENGTH, dumps, loads
+from functions.settings import Settings
+
+from .body import header_length, read_body
+from .deps import DataPlaneDep, ModelName, SettingsDep, VersionRef
+from .errors import error_response
+from .schemas import (
+    ErrorResponse,
+    Health,
+    InferenceResponse,
+    ModelMetadata,
+    ModelReady,
+    RepositoryIndexEntry,
+    ServerMetadata,
+)
+
+router = APIRouter(tags=["v2"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 404, 413, 503)
+}
+
+
+def json(doc: Any, status: int = 200) -> Response:
+    """A JSON response encoded with orjson."""
+    return Response(dumps(doc), status_code=status, media_type="application/json")
+
+
+@router.get("/v2", response_model=ServerMetadata)
+def server_metadata(plane: DataPlaneDep) -> Response:
+    """Server name, version and protocol extensions."""
+    return json(plane.server_metadata())
+
+
+@router.get("/v2/health/live", response_model=Health)
+def live() -> Response:
+    """The process answers."""
+    return json({"live": True})
+
+
+@router.get("/v2/health/ready", response_model=Health, responses={503: {"model": ErrorResponse}})
+def ready(plane: DataPlaneDep) -> Response:
+    """The model store answers."""
+    ok, reason = plane.server_ready()
+    return json({"ready": True}) if ok else error_response(503, reason)
+
+
+@router.get("/v2/models/{name}/versions/{version}", response_model=ModelMetadata, responses=ERRORS)
+def version_metadata(plane: DataPlaneDep, name: ModelName, version: VersionRef) -> Response:
+    """Inputs and outputs of a model version or alias."""
+    return json(plane.model_metadata(name, version))
+
+
+@router.get("/v2/models/{name}", response_model=ModelMetadata, responses=ERRORS)
+def model_metadata(plane: DataPlaneDep, name: ModelName) -> Response:
+    """Inputs and outputs of the model's latest version."""
+    return json(plane.model_metadata(name, LATEST))
+
+
+@router.get("/v2/models/{name}/versions/{version}/ready", response_model=ModelReady, responses=ERRORS)
+def version_ready(plane: DataPlaneDep, name: ModelName, version: VersionRef) -> Response:
+    """Load the version if needed: 200 when it can serve, 503 with the reason if not."""
+    return json(plane.model_ready(name, version))
+
+
+@router.get("/v2/models/{name}/ready", response_model=ModelReady, responses=ERRORS)
+def model_ready(plane: DataPlaneDep, name: ModelName) -> Response:
+    """Load the latest version if needed: 200 when it can serve, 503 with the reason if not."""
+    return json(plane.model_ready(name, LATEST))
+
+
+INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}},
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "Triton binary tensor extension: a JSON header of "
+                "`Inference-Header-Content-Length` bytes, then the tensors' bytes.",
+            },
+        },
+    }
+}
+
+
+INFER = {"response_model": InferenceResponse, "responses": ERRORS, "openapi_extra": INFER_BODY}
+
+
+@router.post("/v2/models/{name}/versions/{version}/infer", **INFER)  # type: ignore[arg-type]
+async def version_infer(
+    request: Request, plane: DataPlaneDep, settings: SettingsDep, name: ModelName, version: VersionRef
+) -> Response:
+    """Run a model version or alias. Tensors may be JSON or binary (Triton's extension)."""
+    return await run_infer(request, plane, settings, name, version)
+
+
+@router.post("/v2/models/{name}/infer", **INFER)  # type: ignore[arg-type]
+async def infer(request: Request, plane: DataPlaneDep, settings: SettingsDep, name: ModelName) -> Response:
+    """Run the model's latest version. Tensors may be JSON or binary (Triton's extension)."""
+    return await run_infer(request, plane, settings, name, LATEST)
+
+
+async def run_infer(
+    request: Request, plane: DataPlane, settings: Settings, name: str, version: str
+) -> Response:
+    """Read the body within the limit, run off the event loop, pick the response type."""
+    body = await read_body(request, settings.max_body_bytes)
+    content, length = await run_in_threadpool(plane.infer, name, version, body, header_length(request))
+    if length is None:
+        return Response(content, media_type="application/json")
+    return Response(
+        content, media_type="application/octet-stream", headers={HEADER_LENGTH: str(length)}
+    )
+
+
+INDEX_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/RepositoryIndexRequest"}}
+        },
+    }
+}
+
+
+@router.post(
+    "/v2/repository/index",
+    response_model=list[RepositoryIndexEntry],
+    responses=ERRORS,
+    openapi_extra=INDEX_BODY,
+)
+async def repository_index(request: Request, plane: DataPlaneDep, settings: SettingsDep) -> Response:
+    """Every published model version; `{"ready": true}` keeps those loaded in this container."""
+    body = await read_body(request, settings.max_body_bytes)
+    ready_only = False
+    if body.strip():
+        doc = loads(body)
+        ready_only = isinstance(doc, dict) and doc.get("ready") is True
+    return json(await run_in_threadpool(lambda: plane.repository_index(ready_only=ready_only)))

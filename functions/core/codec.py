@@ -1,0 +1,164 @@
+"""Symmetric tensor codecs: OIP JSON `data` and Triton's binary tensor format <-> numpy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import prod
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .datatypes import numpy_dtype, oip_datatype
+from .errors import InvalidInput
+
+Array = npt.NDArray[Any]
+
+
+def check_shape(name: str, shape: object) -> tuple[int, ...]:
+    """Validate a request shape: a list of non-negative integers."""
+    if not isinstance(shape, list | tuple) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise InvalidInput(
+            f"input '{name}': shape must be a list of non-negative integers, got {shape!r}"
+        )
+    return tuple(shape)
+
+
+def _to_bytes(value: object, name: str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise InvalidInput(f"input '{name}': BYTES data must be strings, got {type(value).__name__}")
+
+
+def _flatten(data: Sequence[Any]) -> list[Any]:
+    flat: list[Any] = []
+    stack: list[Any] = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list | tuple):
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def decode_json(name: str, datatype: str, shape: Sequence[int], data: object) -> Array:
+    """Decode a JSON tensor (`data` nested or flat, row-major) into an array of `shape`."""
+    dims = check_shape(name, shape)
+    dtype = numpy_dtype(datatype)
+    if not isinstance(data, list):
+        if isinstance(data, dict | type(None)):
+            raise InvalidInput(f"input '{name}': data must be a list, got {type(data).__name__}")
+        data = [data]
+    expected = prod(dims)
+    if datatype == "BYTES":
+        flat = _flatten(data)
+        if len(flat) != expected:
+            raise InvalidInput(_count_error(name, len(flat), dims))
+        array = np.empty(expected, dtype=object)
+        array[:] = [_to_bytes(v, name) for v in flat]
+        return array.reshape(dims)
+    try:
+        raw = np.asarray(data)
+    except (ValueError, TypeError):
+        raw = np.asarray(_flatten(data), dtype=object)
+    if raw.size != expected:
+        raise InvalidInput(_count_error(name, raw.size, dims))
+    return _cast(name, datatype, dtype, raw).reshape(dims)
+
+
+def _count_error(name: str, count: int, dims: tuple[int, ...]) -> str:
+    return f"input '{name}': data has {count} elements but shape {list(dims)} needs {prod(dims)}"
+
+
+def _cast(name: str, datatype: str, dtype: np.dtype[Any], raw: Array) -> Array:
+    """Cast JSON values to `dtype`, refusing any cast that would change a value."""
+    kind = raw.dtype.kind
+    if kind == "O":
+        if not all(isinstance(v, int | float | bool) for v in raw.flat):
+            raise InvalidInput(f"input '{name}': {datatype} data must be numbers")
+        kind = "f"
+    if kind in "US":
+        raise InvalidInput(f"input '{name}': {datatype} data must be numbers, got strings")
+    if dtype.kind == "b":
+        if kind != "b":
+            raise InvalidInput(f"input '{name}': BOOL data must be true or false")
+        return raw.astype(np.bool_)
+    if kind == "b":
+        raise InvalidInput(f"input '{name}': {datatype} data must be numbers, got booleans")
+    if dtype.kind in "iu":
+        try:
+            with np.errstate(invalid="ignore"):
+                cast = raw.astype(dtype)
+        except OverflowError:
+            cast = None
+        if cast is None or not np.array_equal(cast, raw):
+            info = np.iinfo(dtype)
+            raise InvalidInput(
+                f"input '{name}': {datatype} data must be integers in [{info.min}, {info.max}]"
+            )
+        return cast
+    with np.errstate(over="ignore"):
+        cast = raw.astype(dtype)
+    if not np.isfinite(cast[np.isfinite(raw.astype(np.float64))]).all():
+        raise InvalidInput(f"input '{name}': a value is out of range for {datatype}")
+    return cast
+
+
+def encode_json_data(array: Array) -> list[Any]:
+    """Flatten an array to the JSON `data` list (BYTES as UTF-8 strings)."""
+    if array.dtype.kind in "OUS":
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array.flat]
+    flat: list[Any] = array.ravel().tolist()
+    return flat
+
+
+def decode_binary(name: str, datatype: str, shape: Sequence[int], raw: bytes | memoryview) -> Array:
+    """Decode Triton's binary tensor bytes (BYTES: 4-byte little-endian length + bytes each)."""
+    dims = check_shape(name, shape)
+    dtype = numpy_dtype(datatype)
+    count = prod(dims)
+    if datatype != "BYTES":
+        if len(raw) != count * dtype.itemsize:
+            raise InvalidInput(
+                f"input '{name}': binary data has {len(raw)} bytes but shape {list(dims)} of "
+                f"{datatype} needs {count * dtype.itemsize}"
+            )
+        return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
+    view = memoryview(raw)
+    items: list[bytes] = []
+    offset = 0
+    while offset < len(view):
+        if offset + 4 > len(view):
+            raise InvalidInput(f"input '{name}': truncated BYTES element length")
+        size = int.from_bytes(view[offset : offset + 4], "little")
+        offset += 4
+        if offset + size > len(view):
+            raise InvalidInput(f"input '{name}': truncated BYTES element")
+        items.append(bytes(view[offset : offset + size]))
+        offset += size
+    if len(items) != count:
+        raise InvalidInput(_count_error(name, len(items), dims))
+    array = np.empty(count, dtype=object)
+    array[:] = items
+    return array.reshape(dims)
+
+
+def encode_binary(array: Array) -> bytes:
+    """Encode an array as Triton binary tensor bytes (the inverse of `decode_binary`)."""
+    if array.dtype.kind in "OUS":
+        parts: list[bytes] = []
+        for value in array.flat:
+            item = value if isinstance(value, bytes) else str(value).encode()
+            parts.append(len(item).to_bytes(4, "little"))
+            parts.append(item)
+        return b"".join(parts)
+    datatype = oip_datatype(array.dtype)
+    little = np.ascontiguousarray(array, dtype=numpy_dtype(datatype).newbyteorder("<"))
+    return little.tobytes()

@@ -1,0 +1,88 @@
+"""The data plane: every protocol operation, independent of HTTP framework and transport."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import StoreUnavailable
+from .names import check_name
+from .oip import encode_infer_response, encode_predict_response, parse_infer, parse_predict
+from .registry import Registry
+
+SERVER_NAME = "serverless-maas"
+PLATFORM = "onnxruntime_onnx"
+
+
+class DataPlane:
+    """Open Inference Protocol v2 and v1 operations over a registry."""
+
+    def __init__(self, registry: Registry, *, version: str) -> None:
+        self.registry = registry
+        self.version = version
+
+    def server_metadata(self) -> dict[str, Any]:
+        """`GET /v2`."""
+        return {
+            "name": SERVER_NAME,
+            "version": self.version,
+            "extensions": ["model_repository", "binary_tensor_data"],
+        }
+
+    def server_ready(self) -> tuple[bool, str]:
+        """Ready when the model store answers."""
+        try:
+            next(iter(self.registry.repository.store.list("models/")), None)
+        except StoreUnavailable as exc:
+            return False, f"the model store is unavailable: {exc}"
+        return True, "ready"
+
+    def model_metadata(self, name: str, ref: str) -> dict[str, Any]:
+        """`GET /v2/models/{name}[/versions/{ref}]` from the manifest (no session needed)."""
+        manifest = self.registry.manifest(name, ref)
+        return {
+            "name": manifest.name,
+            "versions": [str(manifest.version)],
+            "platform": PLATFORM,
+            "inputs": [t.to_dict() for t in manifest.inputs],
+            "outputs": [t.to_dict() for t in manifest.outputs],
+        }
+
+    def model_ready(self, name: str, ref: str) -> dict[str, Any]:
+        """`GET .../ready`: loads the model; errors say why it cannot be."""
+        runner = self.registry.runner(name, ref)
+        return {"name": runner.manifest.name, "version": str(runner.manifest.version), "ready": True}
+
+    def infer(self, name: str, ref: str, body: bytes, header_length: int | None) -> tuple[bytes, int | None]:
+        """`POST .../infer`: returns the response body and its JSON header length if binary."""
+        check_name(name)
+        request = parse_infer(body, header_length)
+        runner = self.registry.runner(name, ref)
+        outputs = runner.run(request.inputs, request.outputs)
+        return encode_infer_response(
+            model_name=runner.manifest.name,
+            model_version=str(runner.manifest.version),
+            outputs=outputs,
+            request=request,
+        )
+
+    def predict(self, name: str, ref: str, body: bytes) -> bytes:
+        """`POST /v1/models/{name}[/versions/{ref}]:predict`."""
+        runner = self.registry.runner(name, ref)
+        inputs = parse_predict(body, runner.manifest.inputs)
+        return encode_predict_response(runner.run(inputs))
+
+    def repository_index(self, *, ready_only: bool = False) -> list[dict[str, Any]]:
+        """`POST /v2/repository/index`: every published version and whether it is loaded here."""
+        loaded = set(self.registry.loaded())
+        repo = self.registry.repository
+        entries: list[dict[str, Any]] = []
+        for name in repo.models():
+            for version in repo.versions(name):
+                ready = (name, version) in loaded
+                if ready_only and not ready:
+                    continue
+                entry: dict[str, Any] = {"name": name, "version": str(version)}
+                entry["state"] = "READY" if ready else "UNAVAILABLE"
+                entry["reason"] = "" if ready else "not loaded in this container; loads on first use"
+                entries.append(entry)
+        return entries

@@ -1,0 +1,55 @@
+"""Domain errors. They carry no HTTP codes: `functions.api.errors` maps them to responses."""
+
+from __future__ import annotations
+
+
+class MaasError(Exception):
+    """Base class of every error the service reports to a caller."""
+
+
+class InvalidInput(MaasError):
+    """The request is malformed or does not match the model's inputs."""
+
+
+class InvalidName(InvalidInput):
+    """A model name, version or alias is not a plain name."""
+
+
+class PayloadTooLarge(MaasError):
+    """The request is bigger than a configured limit."""
+
+
+class ModelNotFound(MaasError):
+    """No model of that name is published."""
+
+
+class VersionNotFound(MaasError):
+    """The model exists but has no such version or alias."""
+
+
+class ModelUnavailable(MaasError):
+    """The model exists but cannot be served now (store down, broken artifact)."""
+
+
+class IntegrityError(ModelUnavailable):
+    """An artifact's bytes do not match the sha256 its manifest records."""
+
+
+class ManifestError(MaasError):
+    """A manifest is malformed or inconsistent."""
+
+
+class StoreError(MaasError):
+    """Base class of store failures."""
+
+
+class ObjectNotFound(StoreError):
+    """The store has no object under that key."""
+
+
+class ObjectExists(StoreError):
+    """A create-only write found the key already taken."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached or refused the call (transient)."""

@@ -1,0 +1,233 @@
+"""Open Inference Protocol v2 and v1 `:predict` bodies <-> arrays, transport-agnostic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .codec import Array, decode_binary, decode_json, encode_binary, encode_json_data
+from .datatypes import oip_datatype
+from .errors import InvalidInput
+from .manifest import TensorSpec
+
+HEADER_LENGTH = "inference-header-content-length"
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """A decoded v2 infer request."""
+
+    inputs: list[tuple[str, Array]]
+    outputs: list[str] | None = None
+    binary_outputs: frozenset[str] = frozenset()
+    binary_default: bool = False
+    id: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def wants_binary(self, name: str) -> bool:
+        """Whether output `name` is to be returned in binary form."""
+        return name in self.binary_outputs or self.binary_default
+
+
+def loads(body: bytes | memoryview) -> Any:
+    """Parse JSON, raising InvalidInput with the parser's reason."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object")
+    return value
+
+
+def _parameters(item: dict[str, Any], what: str) -> dict[str, Any]:
+    params = item.get("parameters") or {}
+    return _object(params, f"{what} parameters")
+
+
+def parse_infer(body: bytes, header_length: int | None = None) -> InferRequest:
+    """Decode a v2 infer body; with `header_length`, tensors may follow the JSON in binary."""
+    view = memoryview(body)
+    if header_length is None:
+        header, rest = view, view[len(view) :]
+    else:
+        if header_length < 0 or header_length > len(view):
+            raise InvalidInput(
+                f"Inference-Header-Content-Length {header_length} is outside the body "
+                f"({len(view)} bytes)"
+            )
+        header, rest = view[:header_length], view[header_length:]
+    doc = _object(loads(header), "the request")
+    request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInput("'id' must be a string")
+    items = doc.get("inputs")
+    if not isinstance(items, list) or not items:
+        raise InvalidInput("'inputs' must be a non-empty list of tensors")
+    inputs: list[tuple[str, Array]] = []
+    offset = 0
+    for index, raw in enumerate(items):
+        item = _object(raw, f"inputs[{index}]")
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"inputs[{index}] needs a 'name' string")
+        datatype = item.get("datatype")
+        if not isinstance(datatype, str):
+            raise InvalidInput(f"input '{name}' needs a 'datatype' string")
+        if "shape" not in item:
+            raise InvalidInput(f"input '{name}' needs a 'shape'")
+        size = _parameters(item, f"input '{name}'").get("binary_data_size")
+        if size is not None:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise InvalidInput(f"input '{name}': binary_data_size must be an integer >= 0")
+            if offset + size > len(rest):
+                raise InvalidInput(
+                    f"input '{name}': binary_data_size {size} runs past the end of the body"
+                )
+            chunk = rest[offset : offset + size]
+            offset += size
+            inputs.append((name, decode_binary(name, datatype, item["shape"], chunk)))
+        elif "data" in item:
+            inputs.append((name, decode_json(name, datatype, item["shape"], item["data"])))
+        else:
+            raise InvalidInput(f"input '{name}' needs 'data' or a binary_data_size parameter")
+    if offset != len(rest):
+        raise InvalidInput(f"{len(rest) - offset} bytes of binary data follow the last tensor")
+    outputs, binary = _parse_outputs(doc.get("outputs"))
+    params = _parameters(doc, "request")
+    return InferRequest(
+        inputs=inputs,
+        outputs=outputs,
+        binary_outputs=binary,
+        binary_default=bool(params.get("binary_data_output", False)),
+        id=request_id,
+        parameters=params,
+    )
+
+
+def _parse_outputs(items: object) -> tuple[list[str] | None, frozenset[str]]:
+    if items is None:
+        return None, frozenset()
+    if not isinstance(items, list):
+        raise InvalidInput("'outputs' must be a list")
+    names: list[str] = []
+    binary: set[str] = set()
+    for index, raw in enumerate(items):
+        item = _object(raw, f"outputs[{index}]")
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"outputs[{index}] needs a 'name' string")
+        names.append(name)
+        if _parameters(item, f"output '{name}'").get("binary_data"):
+            binary.add(name)
+    return names or None, frozenset(binary)
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def dumps(doc: Any) -> bytes:
+    """Encode JSON with orjson, numpy arrays included."""
+    return orjson.dumps(doc, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def encode_infer_response(
+    *,
+    model_name: str,
+    model_version: str,
+    outputs: dict[str, Array],
+    request: InferRequest,
+) -> tuple[bytes, int | None]:
+    """Encode a v2 infer response; return the body and, if any tensor is binary, the JSON length."""
+    tensors: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for name, array in outputs.items():
+        tensor: dict[str, Any] = {
+            "name": name,
+            "datatype": oip_datatype(array.dtype),
+            "shape": list(array.shape),
+        }
+        if request.wants_binary(name):
+            blob = encode_binary(array)
+            tensor["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        elif array.dtype.kind in "OUS":
+            tensor["data"] = encode_json_data(array)
+        else:
+            tensor["data"] = np.ascontiguousarray(array).ravel()
+        tensors.append(tensor)
+    doc: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
+    if request.id is not None:
+        doc["id"] = request.id
+    doc["outputs"] = tensors
+    header = dumps(doc)
+    if not blobs:
+        return header, None
+    return b"".join([header, *blobs]), len(header)
+
+
+def parse_predict(body: bytes, inputs: tuple[TensorSpec, ...]) -> list[tuple[str, Array]]:
+    """Decode a v1 `{"instances": [...]}` body into named input arrays, one row per instance."""
+    doc = _object(loads(body), "the request")
+    instances = doc.get("instances")
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput("'instances' must be a non-empty list")
+    if all(isinstance(row, dict) for row in instances):
+        columns: dict[str, list[Any]] = {spec.name: [] for spec in inputs}
+        for row in instances:
+            unknown = set(row) - set(columns)
+            if unknown:
+                raise InvalidInput(f"unexpected input {', '.join(sorted(map(repr, unknown)))}")
+            for spec in inputs:
+                if spec.name not in row:
+                    raise InvalidInput(f"an instance is missing input '{spec.name}'")
+                columns[spec.name].append(row[spec.name])
+        return [(s.name, _column(s, columns[s.name])) for s in inputs]
+    if len(inputs) != 1:
+        raise InvalidInput(
+            "this model takes several inputs: each instance must be an object keyed by "
+            + ", ".join(f"'{s.name}'" for s in inputs)
+        )
+    return [(inputs[0].name, _column(inputs[0], instances))]
+
+
+def _column(spec: TensorSpec, values: list[Any]) -> Array:
+    try:
+        shape = np.shape(np.asarray(values, dtype=object))
+    except ValueError:
+        raise InvalidInput(f"input '{spec.name}': instances are ragged") from None
+    return decode_json(spec.name, spec.datatype, list(shape), values)
+
+
+def encode_predict_response(outputs: dict[str, Array]) -> bytes:
+    """Encode v1 predictions: one value per row, or one object per row for several outputs."""
+    columns = {name: _rows(array) for name, array in outputs.items()}
+    if len(columns) == 1:
+        return dumps({"predictions": next(iter(columns.values()))})
+    lengths = {len(rows) for rows in columns.values()}
+    if len(lengths) != 1:
+        return dumps({"predictions": columns})
+    count = lengths.pop()
+    rows = [{name: values[i] for name, values in columns.items()} for i in range(count)]
+    return dumps({"predictions": rows})
+
+
+def _rows(array: Array) -> list[Any]:
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.dtype.kind in "OUS":
+        flat = encode_json_data(array)
+        return np.asarray(flat, dtype=object).reshape(array.shape).tolist()  # type: ignore[no-any-return]
+    rows: list[Any] = array.tolist()
+    return rows

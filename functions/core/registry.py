@@ -1,0 +1,130 @@
+"""The registry: name + version or alias -> a loaded runner, cached per container."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from .cache import ArtifactCache
+from .errors import ManifestError, ModelUnavailable, StoreUnavailable
+from .manifest import Manifest
+from .names import check_name, parse_ref
+from .repository import Repository
+from .runner import Runner, Session
+
+Key = tuple[str, int]
+T = TypeVar("T")
+
+
+class SessionFactory(Protocol):
+    """Creates an inference session from a verified local artifact."""
+
+    def __call__(self, path: Path, manifest: Manifest) -> tuple[Session, str]:
+        """Return the session and the name of the execution provider it runs on."""
+        ...
+
+
+class Registry:
+    """Resolves references, loads artifacts once, keeps at most `max_models` sessions."""
+
+    def __init__(
+        self,
+        *,
+        repository: Repository,
+        cache: ArtifactCache,
+        session_factory: SessionFactory,
+        max_models: int = 8,
+        alias_ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.repository = repository
+        self.cache = cache
+        self.session_factory = session_factory
+        self.max_models = max(1, max_models)
+        self.alias_ttl = alias_ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._runners: OrderedDict[Key, Runner] = OrderedDict()
+        self._manifests: OrderedDict[Key, Manifest] = OrderedDict()
+        self._refs: dict[tuple[str, str], tuple[int, float]] = {}
+        self._loading: dict[Key, threading.Lock] = {}
+
+    def resolve(self, name: str, ref: str) -> int:
+        """Resolve `ref` to a version; aliases and `latest` are re-read after the TTL."""
+        check_name(name)
+        parsed = parse_ref(ref)
+        if isinstance(parsed, int):
+            return parsed
+        now = self.clock()
+        with self._lock:
+            hit = self._refs.get((name, parsed))
+        if hit is not None and now - hit[1] < self.alias_ttl:
+            return hit[0]
+        version = self._guard(name, lambda: self.repository.resolve(name, parsed))
+        with self._lock:
+            self._refs[(name, parsed)] = (version, now)
+        return version
+
+    def manifest(self, name: str, ref: str) -> Manifest:
+        """The manifest of the version `ref` resolves to (versions are immutable: cached)."""
+        key = (name, self.resolve(name, ref))
+        with self._lock:
+            cached = self._manifests.get(key)
+            if cached is not None:
+                self._manifests.move_to_end(key)
+                return cached
+        manifest = self._guard(name, lambda: self.repository.manifest(*key))
+        with self._lock:
+            self._manifests[key] = manifest
+            while len(self._manifests) > 256:
+                self._manifests.popitem(last=False)
+        return manifest
+
+    def runner(self, name: str, ref: str) -> Runner:
+        """A ready runner for `name` at `ref`, loading (download, verify, session) on first use."""
+        manifest = self.manifest(name, ref)
+        key = (manifest.name, manifest.version)
+        with self._lock:
+            runner = self._runners.get(key)
+            if runner is not None:
+                self._runners.move_to_end(key)
+                return runner
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                runner = self._runners.get(key)
+            if runner is None:
+                runner = self._load(manifest)
+                with self._lock:
+                    self._runners[key] = runner
+                    while len(self._runners) > self.max_models:
+                        self._runners.popitem(last=False)
+        return runner
+
+    def loaded(self) -> list[Key]:
+        """The (name, version) pairs with a session in this container, least recent first."""
+        with self._lock:
+            return list(self._runners)
+
+    def _load(self, manifest: Manifest) -> Runner:
+        path = self.cache.fetch(self.repository.store, manifest)
+        try:
+            session, provider = self.session_factory(path, manifest)
+        except Exception as exc:  # onnxruntime raises its own types for unloadable bytes
+            raise ModelUnavailable(
+                f"model '{manifest.name}' version {manifest.version} cannot be loaded: {exc}"
+            ) from None
+        return Runner(manifest, session, provider=provider)
+
+    @staticmethod
+    def _guard(name: str, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except StoreUnavailable as exc:
+            raise ModelUnavailable(f"model '{name}': the model store is unavailable: {exc}") from None
+        except ManifestError as exc:
+            raise ModelUnavailable(f"model '{name}': {exc}") from None

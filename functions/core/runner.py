@@ -1,0 +1,103 @@
+"""The runner: check inputs against the manifest, run the session, return named outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .codec import Array
+from .datatypes import numpy_dtype, oip_datatype
+from .errors import InvalidInput, ModelUnavailable
+from .manifest import Manifest, TensorSpec
+
+
+class Session(Protocol):
+    """What the runner needs of an inference session (onnxruntime's InferenceSession fits)."""
+
+    def run(self, output_names: Sequence[str] | None, input_feed: dict[str, Any]) -> list[Any]:
+        """Run the graph for `output_names` on `input_feed`."""
+        ...
+
+
+class Runner:
+    """One loaded model version: its manifest and its session."""
+
+    def __init__(self, manifest: Manifest, session: Session, *, provider: str = "CPU") -> None:
+        self.manifest = manifest
+        self.session = session
+        self.provider = provider
+        self._inputs = {spec.name: spec for spec in manifest.inputs}
+        self._outputs = [spec.name for spec in manifest.outputs]
+
+    def check_inputs(self, inputs: Sequence[tuple[str, Array]]) -> dict[str, Array]:
+        """Return the feed for `inputs`, or raise InvalidInput naming the first mismatch."""
+        feed: dict[str, Array] = {}
+        for name, array in inputs:
+            spec = self._inputs.get(name)
+            if spec is None:
+                raise InvalidInput(
+                    f"unexpected input '{name}'; model '{self.manifest.name}' takes "
+                    f"{_names(self.manifest.inputs)}"
+                )
+            if name in feed:
+                raise InvalidInput(f"input '{name}' is given more than once")
+            feed[name] = _check(spec, array)
+        missing = [n for n in self._inputs if n not in feed]
+        if missing:
+            raise InvalidInput(f"missing input {', '.join(repr(n) for n in missing)}")
+        return feed
+
+    def output_names(self, requested: Sequence[str] | None) -> list[str]:
+        """Return the outputs to compute: all of them, or the requested ones if known."""
+        if not requested:
+            return list(self._outputs)
+        seen: set[str] = set()
+        for name in requested:
+            if name not in self._outputs:
+                raise InvalidInput(
+                    f"unknown output '{name}'; model '{self.manifest.name}' produces "
+                    f"{_names(self.manifest.outputs)}"
+                )
+            if name in seen:
+                raise InvalidInput(f"output '{name}' is requested more than once")
+            seen.add(name)
+        return list(requested)
+
+    def run(
+        self, inputs: Sequence[tuple[str, Array]], outputs: Sequence[str] | None = None
+    ) -> dict[str, Array]:
+        """Check inputs, run the session and return the selected outputs by name."""
+        feed = self.check_inputs(inputs)
+        names = self.output_names(outputs)
+        try:
+            results = self.session.run(names, feed)
+        except Exception as exc:  # onnxruntime raises its own types; report them as input faults
+            raise InvalidInput(f"model '{self.manifest.name}' rejected the inputs: {exc}") from None
+        if len(results) != len(names):
+            raise ModelUnavailable("the session returned an unexpected number of outputs")
+        return dict(zip(names, results, strict=True))
+
+
+def _names(specs: Sequence[TensorSpec]) -> str:
+    return ", ".join(f"'{s.name}'" for s in specs)
+
+
+def _check(spec: TensorSpec, array: Array) -> Array:
+    expected = numpy_dtype(spec.datatype)
+    if spec.datatype == "BYTES":
+        if array.dtype.kind not in "OUS":
+            raise InvalidInput(f"input '{spec.name}' must be BYTES")
+    elif array.dtype != expected:
+        raise InvalidInput(f"input '{spec.name}' has datatype {oip_datatype(array.dtype)}, expected {spec.datatype}")
+    if array.ndim != len(spec.shape):
+        raise InvalidInput(
+            f"input '{spec.name}' has shape {list(array.shape)} (rank {array.ndim}), expected "
+            f"rank {len(spec.shape)} {list(spec.shape)}"
+        )
+    for axis, (got, want) in enumerate(zip(array.shape, spec.shape, strict=True)):
+        if want != -1 and got != want:
+            raise InvalidInput(
+                f"input '{spec.name}' has shape {list(array.shape)}, expected {list(spec.shape)} "
+                f"(dimension {axis} must be {want})"
+            )
+    return array

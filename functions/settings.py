@@ -1,0 +1,37 @@
+"""Settings from the environment (prefix MAAS_), read once through `get_settings()`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from functions.stores import DEFAULT_STORE
+
+
+def _default_cache() -> Path:
+    # Lambda's only writable disk is /tmp; locally the cache sits beside the default store.
+    import os
+
+    return Path("/tmp/maas-cache") if "AWS_LAMBDA_FUNCTION_NAME" in os.environ else Path(".maas/cache")
+
+
+class Settings(BaseSettings):
+    """Serving settings; each one is an environment variable `MAAS_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="MAAS_", extra="ignore")
+
+    store: str = Field(DEFAULT_STORE, description="Model store URI: file:///path or s3://bucket/prefix")
+    cache_dir: Path = Field(default_factory=_default_cache, description="Local artifact cache")
+    max_body_bytes: int = Field(6 * 1024 * 1024, gt=0, description="Largest request body accepted")
+    max_models: int = Field(8, gt=0, description="Sessions kept per container (LRU)")
+    alias_ttl_seconds: float = Field(30.0, ge=0, description="How long an alias resolution is reused")
+    intra_op_threads: int | None = Field(None, gt=0, description="onnxruntime threads; default: usable CPUs")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Offline side: examples, ONNX export and inspection, publishing, and the `maas` CLI."""

@@ -1,0 +1,5 @@
+"""`python -m model_build` runs the `maas` CLI."""
+
+from model_build.cli import main
+
+main()

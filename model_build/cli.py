@@ -1,0 +1,186 @@
+"""The `maas` command line: publish, list, alias, serve, invoke, demo."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from functions.core.errors import MaasError
+from functions.core.repository import Repository
+from functions.stores import DEFAULT_STORE, open_store
+
+app = typer.Typer(
+    name="maas",
+    help="Serve ONNX models as a service: publish, promote, serve and invoke them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+StoreOpt = Annotated[
+    str, typer.Option("--store", envvar="MAAS_STORE", help="Model store: file:///path or s3://bucket/prefix")
+]
+
+
+class HandlerKind(str, Enum):
+    """Which Lambda handler `maas invoke` runs."""
+
+    api = "api"
+
+
+def _repo(store: str) -> Repository:
+    return Repository(open_store(store))
+
+
+@app.command()
+def publish(
+    model: Annotated[Path, typer.Argument(help="The ONNX file to publish")],
+    name: Annotated[str, typer.Option("--name", help="Model name, e.g. 'digits'")],
+    store: StoreOpt = DEFAULT_STORE,
+    alias: Annotated[list[str] | None, typer.Option("--alias", help="Point this alias at it")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE, repeatable")] = None,
+) -> None:
+    """Publish MODEL as the next version of NAME and print the version."""
+    from model_build.inspect_onnx import ArtifactError, manifest_for
+
+    try:
+        artifact = model.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {model}: {exc.strerror or exc}") from None
+    labels = dict(_pair(item) for item in label or [])
+    manifest, warnings = manifest_for(artifact, name=name, labels=labels)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+    repo = _repo(store)
+    final = repo.publish(manifest, artifact)
+    for each in alias or []:
+        repo.set_alias(name, each, final.version)
+    suffix = f" (alias {', '.join(alias)})" if alias else ""
+    err.print(f"published {name} version {final.version} to {repo.store.uri}{suffix}")
+    out.print(final.version)
+
+
+def _pair(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise typer.BadParameter(f"labels are KEY=VALUE, got {item!r}")
+    return key, value
+
+
+@app.command("list")
+def list_models(
+    name: Annotated[str | None, typer.Argument(help="Only this model")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """List published models: versions, quantization, size, metrics and aliases."""
+    repo = _repo(store)
+    names = [name] if name else repo.models()
+    table = Table(title=f"models in {repo.store.uri}")
+    for column in ("name", "version", "aliases", "quantization", "size", "sha256", "metrics", "created"):
+        table.add_column(column)
+    for each in names:
+        aliases = repo.aliases(each)
+        for version in repo.versions(each):
+            m = repo.manifest(each, version)
+            tags = ", ".join(a for a, v in aliases.items() if v == version)
+            metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in m.metrics.items())
+            table.add_row(
+                each, str(version), tags, m.quantization, _size(m.size_bytes),
+                m.sha256[:12], metrics, m.created_at,
+            )
+    if not table.row_count:
+        err.print("no models published" + (f" under the name '{name}'" if name else ""))
+        return
+    out.print(table)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.1f} MiB"
+
+
+@app.command()
+def alias(
+    name: Annotated[str, typer.Argument(help="Model name")],
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="Alias, e.g. 'prod'")],
+    version: Annotated[int, typer.Argument(help="The version it should point to")],
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Point ALIAS of NAME at VERSION (promote or roll back)."""
+    repo = _repo(store)
+    before = repo.aliases(name).get(alias_name)
+    repo.set_alias(name, alias_name, version)
+    was = f" (was {before})" if before is not None else ""
+    out.print(f"{name}:{alias_name} -> {version}{was}")
+
+
+@app.command()
+def serve(
+    store: StoreOpt = DEFAULT_STORE,
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
+) -> None:
+    """Serve the API under uvicorn: the same app the Lambda handler runs."""
+    import uvicorn
+
+    from functions.api.app import create_app
+    from functions.settings import Settings
+    from functions.wiring import build_registry
+
+    settings = Settings(store=store)
+    application = create_app(registry=build_registry(settings), settings=settings)
+    uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="off")
+
+
+@app.command()
+def invoke(
+    event: Annotated[Path, typer.Argument(help="A Lambda event JSON file (see events/)")],
+    handler: Annotated[HandlerKind, typer.Option(help="Which handler runs it")] = HandlerKind.api,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Run a Lambda handler in-process on EVENT and print its response."""
+    from model_build.lambda_local import invoke_api
+
+    try:
+        payload = orjson.loads(event.read_bytes())
+    except OSError as exc:
+        raise MaasError(f"cannot read {event}: {exc.strerror or exc}") from None
+    except orjson.JSONDecodeError as exc:
+        raise MaasError(f"{event} is not JSON: {exc}") from None
+    os.environ["MAAS_STORE"] = store
+    response = invoke_api(payload)
+    out.print_json(orjson.dumps(response).decode())
+    if int(response.get("statusCode", 500)) >= 400:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    store: StoreOpt = DEFAULT_STORE,
+    port: Annotated[int, typer.Option(help="Port for the demo server; 0 picks a free one")] = 0,
+) -> None:
+    """Train, publish, serve and call a real model end to end, then print the accuracy."""
+    from model_build.demo import run_demo
+
+    run_demo(store=store, port=port, console=out)
+
+
+def main() -> None:
+    """Entry point: clear one-line errors and a nonzero exit instead of tracebacks."""
+    try:
+        app()
+    except MaasError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)

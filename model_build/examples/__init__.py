@@ -1,0 +1,1 @@
+"""Example models, trained for real on data this machine has."""
