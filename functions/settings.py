@@ -15,7 +15,9 @@ def _default_cache() -> Path:
     # Lambda's only writable disk is /tmp; locally the cache sits beside the default store.
     import os
 
-    return Path("/tmp/maas-cache") if "AWS_LAMBDA_FUNCTION_NAME" in os.environ else Path(".maas/cache")
+    return (
+        Path("/tmp/maas-cache") if "AWS_LAMBDA_FUNCTION_NAME" in os.environ else Path(".maas/cache")
+    )
 
 
 class Settings(BaseSettings):
@@ -23,12 +25,18 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MAAS_", extra="ignore")
 
-    store: str = Field(DEFAULT_STORE, description="Model store URI: file:///path or s3://bucket/prefix")
+    store: str = Field(
+        DEFAULT_STORE, description="Model store URI: file:///path or s3://bucket/prefix"
+    )
     cache_dir: Path = Field(default_factory=_default_cache, description="Local artifact cache")
     max_body_bytes: int = Field(6 * 1024 * 1024, gt=0, description="Largest request body accepted")
     max_models: int = Field(8, gt=0, description="Sessions kept per container (LRU)")
-    alias_ttl_seconds: float = Field(30.0, ge=0, description="How long an alias resolution is reused")
-    intra_op_threads: int | None = Field(None, gt=0, description="onnxruntime threads; default: usable CPUs")
+    alias_ttl_seconds: float = Field(
+        30.0, ge=0, description="How long an alias resolution is reused"
+    )
+    intra_op_threads: int | None = Field(
+        None, gt=0, description="onnxruntime threads; default: usable CPUs"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,11 +27,14 @@ out = Console()
 err = Console(stderr=True)
 
 StoreOpt = Annotated[
-    str, typer.Option("--store", envvar="MAAS_STORE", help="Model store: file:///path or s3://bucket/prefix")
+    str,
+    typer.Option(
+        "--store", envvar="MAAS_STORE", help="Model store: file:///path or s3://bucket/prefix"
+    ),
 ]
 
 
-class HandlerKind(str, Enum):
+class HandlerKind(StrEnum):
     """Which Lambda handler `maas invoke` runs."""
 
     api = "api"
@@ -46,8 +49,12 @@ def publish(
     model: Annotated[Path, typer.Argument(help="The ONNX file to publish")],
     name: Annotated[str, typer.Option("--name", help="Model name, e.g. 'digits'")],
     store: StoreOpt = DEFAULT_STORE,
-    alias: Annotated[list[str] | None, typer.Option("--alias", help="Point this alias at it")] = None,
-    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE, repeatable")] = None,
+    alias: Annotated[
+        list[str] | None, typer.Option("--alias", help="Point this alias at it")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="KEY=VALUE, repeatable")
+    ] = None,
 ) -> None:
     """Publish MODEL as the next version of NAME and print the version."""
     from model_build.inspect_onnx import ArtifactError, manifest_for
@@ -85,7 +92,16 @@ def list_models(
     repo = _repo(store)
     names = [name] if name else repo.models()
     table = Table(title=f"models in {repo.store.uri}")
-    for column in ("name", "version", "aliases", "quantization", "size", "sha256", "metrics", "created"):
+    for column in (
+        "name",
+        "version",
+        "aliases",
+        "quantization",
+        "size",
+        "sha256",
+        "metrics",
+        "created",
+    ):
         table.add_column(column)
     for each in names:
         aliases = repo.aliases(each)
@@ -94,8 +110,14 @@ def list_models(
             tags = ", ".join(a for a, v in aliases.items() if v == version)
             metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in m.metrics.items())
             table.add_row(
-                each, str(version), tags, m.quantization, _size(m.size_bytes),
-                m.sha256[:12], metrics, m.created_at,
+                each,
+                str(version),
+                tags,
+                m.quantization,
+                _size(m.size_bytes),
+                m.sha256[:12],
+                metrics,
+                m.created_at,
             )
     if not table.row_count:
         err.print("no models published" + (f" under the name '{name}'" if name else ""))

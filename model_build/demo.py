@@ -111,19 +111,33 @@ def run_demo(*, store: str, port: int, console: Console) -> None:
 
 def _over_http(port: int, x: np.ndarray, version: int, console: Console) -> np.ndarray:
     meta = _expect(*request(port, "GET", "/v2/models/digits/versions/prod"), "model metadata")
-    console.print(f"metadata: inputs {meta['inputs']}, outputs {[o['name'] for o in meta['outputs']]}")
+    console.print(
+        f"metadata: inputs {meta['inputs']}, outputs {[o['name'] for o in meta['outputs']]}"
+    )
     body = orjson.dumps(
         {
             "id": "demo",
-            "inputs": [{"name": "pixels", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}],
+            "inputs": [
+                {
+                    "name": "pixels",
+                    "shape": list(x.shape),
+                    "datatype": "FP32",
+                    "data": x.ravel().tolist(),
+                }
+            ],
             "outputs": [{"name": "label"}],
         }
     )
-    result = _expect(*request(port, "POST", "/v2/models/digits/versions/prod/infer", body), "v2 infer")
+    result = _expect(
+        *request(port, "POST", "/v2/models/digits/versions/prod/infer", body), "v2 infer"
+    )
     labels = np.asarray(result["outputs"][0]["data"], dtype=np.int64)
     console.print(f"v2 infer: {len(labels)} rows scored by version {result['model_version']}")
     predict = orjson.dumps({"instances": x[:8].tolist()})
-    v1 = _expect(*request(port, "POST", f"/v1/models/digits/versions/{version}:predict", predict), "v1 predict")
+    v1 = _expect(
+        *request(port, "POST", f"/v1/models/digits/versions/{version}:predict", predict),
+        "v1 predict",
+    )
     v1_labels = [row["label"] for row in v1["predictions"]]
     if v1_labels != labels[:8].tolist():
         raise MaasError(f"v1 predict disagrees with v2 infer: {v1_labels} vs {labels[:8].tolist()}")

@@ -8,7 +8,9 @@ from functions.core.errors import InvalidInput, PayloadTooLarge
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"request body is larger than the limit of {limit} bytes (MAAS_MAX_BODY_BYTES)")
+    return PayloadTooLarge(
+        f"request body is larger than the limit of {limit} bytes (MAAS_MAX_BODY_BYTES)"
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -23,4 +23,6 @@ def _settings(request: Request) -> Settings:
 DataPlaneDep = Annotated[DataPlane, Depends(_dataplane)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ModelName = Annotated[str, Path(description="Model name (`^[a-z0-9][a-z0-9._-]{0,63}$`)")]
-VersionRef = Annotated[str, Path(description="A version number, `latest`, or an alias such as `prod`")]
+VersionRef = Annotated[
+    str, Path(description="A version number, `latest`, or an alias such as `prod`")
+]

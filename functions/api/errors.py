@@ -44,7 +44,9 @@ def status_of(exc: MaasError) -> int:
 
 def error_response(status: int, message: str) -> Response:
     """A JSON error body."""
-    return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json")
+    return Response(
+        orjson.dumps({"error": message}), status_code=status, media_type="application/json"
+    )
 
 
 async def _domain(_: Request, exc: Exception) -> Response:

@@ -21,7 +21,9 @@ router = APIRouter(tags=["v1"])
 PREDICT_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+        },
     }
 }
 
@@ -31,14 +33,20 @@ PREDICT = {"response_model": PredictResponse, "responses": ERRORS, "openapi_extr
 
 @router.post("/v1/models/{name}/versions/{version}:predict", **PREDICT)  # type: ignore[arg-type]
 async def version_predict(
-    request: Request, plane: DataPlaneDep, settings: SettingsDep, name: ModelName, version: VersionRef
+    request: Request,
+    plane: DataPlaneDep,
+    settings: SettingsDep,
+    name: ModelName,
+    version: VersionRef,
 ) -> Response:
     """`{"instances": [...]}` in, `{"predictions": [...]}` out, for a version or alias."""
     return await run_predict(request, plane, settings, name, version)
 
 
 @router.post("/v1/models/{name}:predict", **PREDICT)  # type: ignore[arg-type]
-async def predict(request: Request, plane: DataPlaneDep, settings: SettingsDep, name: ModelName) -> Response:
+async def predict(
+    request: Request, plane: DataPlaneDep, settings: SettingsDep, name: ModelName
+) -> Response:
     """`{"instances": [...]}` in, `{"predictions": [...]}` out, for the latest version."""
     return await run_predict(request, plane, settings, name, LATEST)
 
@@ -64,4 +72,3 @@ def malformed_model_path(api: str, rest: str) -> Response:
         raise InvalidInput(f"no such endpoint: /{api}/models/{rest}")
     check_name(rest.split("/", 1)[0].split(":", 1)[0])
     raise InvalidInput(f"no such endpoint: /{api}/models/{rest}")
-

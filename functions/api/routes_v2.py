@@ -68,7 +68,9 @@ def model_metadata(plane: DataPlaneDep, name: ModelName) -> Response:
     return json(plane.model_metadata(name, LATEST))
 
 
-@router.get("/v2/models/{name}/versions/{version}/ready", response_model=ModelReady, responses=ERRORS)
+@router.get(
+    "/v2/models/{name}/versions/{version}/ready", response_model=ModelReady, responses=ERRORS
+)
 def version_ready(plane: DataPlaneDep, name: ModelName, version: VersionRef) -> Response:
     """Load the version if needed: 200 when it can serve, 503 with the reason if not."""
     return json(plane.model_ready(name, version))
@@ -100,14 +102,20 @@ INFER = {"response_model": InferenceResponse, "responses": ERRORS, "openapi_extr
 
 @router.post("/v2/models/{name}/versions/{version}/infer", **INFER)  # type: ignore[arg-type]
 async def version_infer(
-    request: Request, plane: DataPlaneDep, settings: SettingsDep, name: ModelName, version: VersionRef
+    request: Request,
+    plane: DataPlaneDep,
+    settings: SettingsDep,
+    name: ModelName,
+    version: VersionRef,
 ) -> Response:
     """Run a model version or alias. Tensors may be JSON or binary (Triton's extension)."""
     return await run_infer(request, plane, settings, name, version)
 
 
 @router.post("/v2/models/{name}/infer", **INFER)  # type: ignore[arg-type]
-async def infer(request: Request, plane: DataPlaneDep, settings: SettingsDep, name: ModelName) -> Response:
+async def infer(
+    request: Request, plane: DataPlaneDep, settings: SettingsDep, name: ModelName
+) -> Response:
     """Run the model's latest version. Tensors may be JSON or binary (Triton's extension)."""
     return await run_infer(request, plane, settings, name, LATEST)
 
@@ -117,7 +125,9 @@ async def run_infer(
 ) -> Response:
     """Read the body within the limit, run off the event loop, pick the response type."""
     body = await read_body(request, settings.max_body_bytes)
-    content, length = await run_in_threadpool(plane.infer, name, version, body, header_length(request))
+    content, length = await run_in_threadpool(
+        plane.infer, name, version, body, header_length(request)
+    )
     if length is None:
         return Response(content, media_type="application/json")
     return Response(
@@ -141,7 +151,9 @@ INDEX_BODY = {
     responses=ERRORS,
     openapi_extra=INDEX_BODY,
 )
-async def repository_index(request: Request, plane: DataPlaneDep, settings: SettingsDep) -> Response:
+async def repository_index(
+    request: Request, plane: DataPlaneDep, settings: SettingsDep
+) -> Response:
     """Every published model version; `{"ready": true}` keeps those loaded in this container."""
     body = await read_body(request, settings.max_body_bytes)
     ready_only = False

@@ -7,8 +7,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Datatype = Literal[
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-    "FP16", "FP32", "FP64", "BYTES",
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
 ]
 Data = list[Any] | float | int | bool | str
 
@@ -124,7 +135,7 @@ class RepositoryIndexEntry(BaseModel):
 
 
 class PredictRequest(BaseModel):
-    """`POST /v1/models/{name}:predict`: one instance per row (an object per row for several inputs)."""
+    """`POST /v1/models/{name}:predict`: one instance per row (objects if several inputs)."""
 
     instances: list[Any] = Field(min_length=1, examples=[[[5.1, 3.5, 1.4, 0.2]]])
 
@@ -135,4 +146,8 @@ class PredictResponse(BaseModel):
     predictions: list[Any] | dict[str, Any]
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (InferenceRequest, PredictRequest, RepositoryIndexRequest)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    InferenceRequest,
+    PredictRequest,
+    RepositoryIndexRequest,
+)

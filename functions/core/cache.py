@@ -44,7 +44,9 @@ class ArtifactCache:
             fd, tmp_name = tempfile.mkstemp(dir=self.root, suffix=".part")
             os.close(fd)
         except OSError as exc:
-            raise ModelUnavailable(f"{label}: artifact cache {self.root} is unusable: {exc}") from None
+            raise ModelUnavailable(
+                f"{label}: artifact cache {self.root} is unusable: {exc}"
+            ) from None
         tmp = Path(tmp_name)
         try:
             try:

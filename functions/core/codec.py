@@ -70,14 +70,16 @@ def decode_json(name: str, datatype: str, shape: Sequence[int], data: object) ->
         raw = np.asarray(_flatten(data), dtype=object)
     if raw.size != expected:
         raise InvalidInput(_count_error(name, raw.size, dims))
-    return _cast(name, datatype, dtype, raw).reshape(dims)
+    if expected == 0:
+        return np.empty(dims, dtype=dtype)
+    return _cast(name, datatype, dtype, raw, data).reshape(dims)
 
 
 def _count_error(name: str, count: int, dims: tuple[int, ...]) -> str:
     return f"input '{name}': data has {count} elements but shape {list(dims)} needs {prod(dims)}"
 
 
-def _cast(name: str, datatype: str, dtype: np.dtype[Any], raw: Array) -> Array:
+def _cast(name: str, datatype: str, dtype: np.dtype[Any], raw: Array, data: object) -> Array:
     """Cast JSON values to `dtype`, refusing any cast that would change a value."""
     kind = raw.dtype.kind
     if kind == "O":
@@ -93,17 +95,7 @@ def _cast(name: str, datatype: str, dtype: np.dtype[Any], raw: Array) -> Array:
     if kind == "b":
         raise InvalidInput(f"input '{name}': {datatype} data must be numbers, got booleans")
     if dtype.kind in "iu":
-        try:
-            with np.errstate(invalid="ignore"):
-                cast = raw.astype(dtype)
-        except OverflowError:
-            cast = None
-        if cast is None or not np.array_equal(cast, raw):
-            info = np.iinfo(dtype)
-            raise InvalidInput(
-                f"input '{name}': {datatype} data must be integers in [{info.min}, {info.max}]"
-            )
-        return cast
+        return _cast_integers(name, datatype, dtype, raw, data)
     with np.errstate(over="ignore"):
         cast = raw.astype(dtype)
     if not np.isfinite(cast[np.isfinite(raw.astype(np.float64))]).all():
@@ -111,10 +103,43 @@ def _cast(name: str, datatype: str, dtype: np.dtype[Any], raw: Array) -> Array:
     return cast
 
 
+def _cast_integers(
+    name: str, datatype: str, dtype: np.dtype[Any], raw: Array, data: object
+) -> Array:
+    """Cast to an integer dtype only when every value is a whole number within its range."""
+    info = np.iinfo(dtype)
+    error = InvalidInput(
+        f"input '{name}': {datatype} data must be integers in [{info.min}, {info.max}]"
+    )
+    if raw.size == 0:
+        return raw.astype(dtype)
+    if raw.dtype.kind == "O":  # mixed types: check each value in Python
+        for value in raw.flat:
+            whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+            if not whole or not info.min <= value <= info.max:
+                raise error
+        return raw.astype(dtype)
+    if raw.dtype.kind in "iu":
+        if int(raw.min()) < info.min or int(raw.max()) > info.max:
+            raise error
+        return raw.astype(dtype)
+    # float64 here may be whole numbers too large for float precision (uint64): decode exactly
+    try:
+        with np.errstate(invalid="ignore"):
+            exact = np.asarray(data, dtype=dtype)
+    except (OverflowError, ValueError, TypeError):
+        raise error from None
+    if not (np.isfinite(raw).all() and np.array_equal(exact.astype(np.float64).ravel(), raw.ravel())):
+        raise error
+    return exact
+
+
 def encode_json_data(array: Array) -> list[Any]:
     """Flatten an array to the JSON `data` list (BYTES as UTF-8 strings)."""
     if array.dtype.kind in "OUS":
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array.flat]
+        return [
+            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array.flat
+        ]
     flat: list[Any] = array.ravel().tolist()
     return flat
 

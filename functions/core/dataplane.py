@@ -50,9 +50,15 @@ class DataPlane:
     def model_ready(self, name: str, ref: str) -> dict[str, Any]:
         """`GET .../ready`: loads the model; errors say why it cannot be."""
         runner = self.registry.runner(name, ref)
-        return {"name": runner.manifest.name, "version": str(runner.manifest.version), "ready": True}
+        return {
+            "name": runner.manifest.name,
+            "version": str(runner.manifest.version),
+            "ready": True,
+        }
 
-    def infer(self, name: str, ref: str, body: bytes, header_length: int | None) -> tuple[bytes, int | None]:
+    def infer(
+        self, name: str, ref: str, body: bytes, header_length: int | None
+    ) -> tuple[bytes, int | None]:
         """`POST .../infer`: returns the response body and its JSON header length if binary."""
         check_name(name)
         request = parse_infer(body, header_length)
@@ -83,6 +89,8 @@ class DataPlane:
                     continue
                 entry: dict[str, Any] = {"name": name, "version": str(version)}
                 entry["state"] = "READY" if ready else "UNAVAILABLE"
-                entry["reason"] = "" if ready else "not loaded in this container; loads on first use"
+                entry["reason"] = (
+                    "" if ready else "not loaded in this container; loads on first use"
+                )
                 entries.append(entry)
         return entries

@@ -204,8 +204,8 @@ def parse_predict(body: bytes, inputs: tuple[TensorSpec, ...]) -> list[tuple[str
 
 def _column(spec: TensorSpec, values: list[Any]) -> Array:
     try:
-        shape = np.shape(np.asarray(values, dtype=object))
-    except ValueError:
+        shape = np.asarray(values).shape
+    except ValueError:  # numpy refuses inhomogeneous nesting
         raise InvalidInput(f"input '{spec.name}': instances are ragged") from None
     return decode_json(spec.name, spec.datatype, list(shape), values)
 

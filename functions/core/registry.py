@@ -125,6 +125,8 @@ class Registry:
         try:
             return call()
         except StoreUnavailable as exc:
-            raise ModelUnavailable(f"model '{name}': the model store is unavailable: {exc}") from None
+            raise ModelUnavailable(
+                f"model '{name}': the model store is unavailable: {exc}"
+            ) from None
         except ManifestError as exc:
             raise ModelUnavailable(f"model '{name}': {exc}") from None

@@ -24,7 +24,9 @@ class Repository:
 
     def models(self) -> list[str]:
         """Names of every model with at least one published version."""
-        names = {m.group(1) for key in self.store.list("models/") if (m := _MANIFEST_KEY.match(key))}
+        names = {
+            m.group(1) for key in self.store.list("models/") if (m := _MANIFEST_KEY.match(key))
+        }
         return sorted(names)
 
     def versions(self, name: str) -> list[int]:
@@ -80,7 +82,9 @@ class Repository:
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise ManifestError(f"manifest of '{name}' version {version} is not JSON: {exc}") from None
+            raise ManifestError(
+                f"manifest of '{name}' version {version} is not JSON: {exc}"
+            ) from None
         manifest = Manifest.from_dict(doc)
         if (manifest.name, manifest.version) != (name, version):
             raise ManifestError(
@@ -113,5 +117,7 @@ class Repository:
             except ObjectExists:  # a concurrent or half-finished publish holds it: take the next
                 version += 1
         final = manifest.with_version(version)
-        self.store.create(manifest_key(name, version), orjson.dumps(final.to_dict(), option=orjson.OPT_INDENT_2))
+        self.store.create(
+            manifest_key(name, version), orjson.dumps(final.to_dict(), option=orjson.OPT_INDENT_2)
+        )
         return final

@@ -88,7 +88,8 @@ def _check(spec: TensorSpec, array: Array) -> Array:
         if array.dtype.kind not in "OUS":
             raise InvalidInput(f"input '{spec.name}' must be BYTES")
     elif array.dtype != expected:
-        raise InvalidInput(f"input '{spec.name}' has datatype {oip_datatype(array.dtype)}, expected {spec.datatype}")
+        got = oip_datatype(array.dtype)
+        raise InvalidInput(f"input '{spec.name}' has datatype {got}, expected {spec.datatype}")
     if array.ndim != len(spec.shape):
         raise InvalidInput(
             f"input '{spec.name}' has shape {list(array.shape)} (rank {array.ndim}), expected "

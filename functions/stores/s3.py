@@ -15,7 +15,9 @@ from functions.core.errors import ObjectExists, ObjectNotFound, StoreUnavailable
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _TAKEN = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 # Short timeouts and few retries: a caller waiting on a model gets a clear 503 quickly.
-_CONFIG = Config(connect_timeout=3, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"})
+_CONFIG = Config(
+    connect_timeout=3, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"}
+)
 
 
 def _code(exc: ClientError) -> str:

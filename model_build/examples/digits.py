@@ -41,7 +41,10 @@ def train_digits(*, seed: int = 0) -> TrainedModel:
     model = to_onnx(
         pipeline,
         initial_types=[("pixels", FloatTensorType([None, 64]))],
-        final_types=[("label", Int64TensorType([None])), ("probabilities", FloatTensorType([None, 10]))],
+        final_types=[
+            ("label", Int64TensorType([None])),
+            ("probabilities", FloatTensorType([None, 10])),
+        ],
         options={id(pipeline.steps[-1][1]): {"zipmap": False}},
         target_opset=17,
     )

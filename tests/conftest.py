@@ -1,0 +1,199 @@
+"""Shared fixtures: real models, stores (local and the moto S3 server), a live HTTP server."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+import uvicorn
+
+from functions.api.app import create_app
+from functions.core.registry import Registry
+from functions.core.repository import Repository
+from functions.settings import Settings
+from functions.stores import LocalStore
+from functions.wiring import build_registry
+from model_build.examples.digits import TrainedModel, train_digits
+from model_build.inspect_onnx import manifest_for
+from tests import models
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def publish(repo: Repository, name: str, artifact: bytes, *, alias: str | None = None) -> int:
+    """Publish `artifact` as the next version of `name` (optionally aliased); return it."""
+    manifest, _ = manifest_for(artifact, name=name)
+    version = repo.publish(manifest, artifact).version
+    if alias:
+        repo.set_alias(name, alias, version)
+    return version
+
+
+@pytest.fixture(scope="session")
+def digits() -> TrainedModel:
+    """The demo's digits classifier, trained once per session."""
+    return train_digits()
+
+
+@pytest.fixture(scope="session")
+def artifacts(digits: TrainedModel) -> dict[str, bytes]:
+    """Every test model's ONNX bytes by the name it is published under."""
+    return {
+        "digits": digits.onnx_bytes,
+        "multi": models.multi_io(),
+        "types": models.identity_all_types(),
+        "fixed": models.fixed_shape(),
+    }
+
+
+@pytest.fixture(scope="session")
+def served_store(tmp_path_factory: pytest.TempPathFactory, artifacts: dict[str, bytes]) -> Path:
+    """A local store with every test model published (digits aliased `prod`)."""
+    root = tmp_path_factory.mktemp("store")
+    repo = Repository(LocalStore(root))
+    for name, artifact in artifacts.items():
+        publish(repo, name, artifact, alias="prod" if name == "digits" else None)
+    return root
+
+
+def settings_for(store: str, cache: Path, **extra: object) -> Settings:
+    """Settings for a test store and cache."""
+    return Settings(store=store, cache_dir=cache, **extra)  # type: ignore[arg-type]
+
+
+class LiveServer:
+    """The serving app under uvicorn in a background thread, as `maas serve` runs it."""
+
+    def __init__(self, registry: Registry, settings: Settings) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(registry=registry, settings=settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live(served_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A live server over the served store, for the whole session."""
+    settings = settings_for(str(served_store), tmp_path_factory.mktemp("cache"), max_body_bytes=1 << 20)
+    with LiveServer(build_registry(settings), settings) as server:
+        yield server
+
+
+@pytest.fixture
+def http(live: LiveServer) -> Iterator[httpx.Client]:
+    """An HTTP client for the live server."""
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        yield client
+
+
+class MotoServer:
+    """moto's S3 server as a subprocess on loopback: a real S3 API endpoint."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start (or restart, on the same port) and wait until it answers."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.url}/moto-api/", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("moto server did not start")
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """A moto S3 endpoint for the session; boto3 finds it through AWS_ENDPOINT_URL_S3."""
+    server = MotoServer()
+    server.start()
+    saved = {k: os.environ.get(k) for k in _AWS_ENV}
+    os.environ.update(
+        AWS_ENDPOINT_URL_S3=server.url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+_AWS_ENV = (
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+)
+
+
+@pytest.fixture
+def bucket(moto_server: MotoServer, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket on the moto server."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40].strip("-")
+    name = f"maas-{slug}-{free_port()}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
