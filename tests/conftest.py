@@ -113,7 +113,9 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def live(served_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A live server over the served store, for the whole session."""
-    settings = settings_for(str(served_store), tmp_path_factory.mktemp("cache"), max_body_bytes=1 << 20)
+    settings = settings_for(
+        str(served_store), tmp_path_factory.mktemp("cache"), max_body_bytes=1 << 20
+    )
     with LiveServer(build_registry(settings), settings) as server:
         yield server
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from urllib.parse import unquote
+
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from functions.core.dataplane import DataPlane
-from functions.core.errors import InvalidInput
 from functions.core.names import LATEST, check_name
 from functions.settings import Settings
 
@@ -66,9 +67,13 @@ fallback = APIRouter()
 @fallback.api_route(
     "/{api:path}/models/{rest:path}", methods=["GET", "POST"], include_in_schema=False
 )
-def malformed_model_path(api: str, rest: str) -> Response:
-    """Name the problem when a model path does not match any route (e.g. `../x`, empty)."""
+def malformed_model_path(request: Request, api: str, rest: str) -> Response:
+    """Name the problem when a model path matches no route (`..%2Fx`, an empty name...)."""
+    missing = HTTPException(404, f"no such endpoint: {request.method} {request.url.path}")
     if api not in ("v1", "v2"):
-        raise InvalidInput(f"no such endpoint: /{api}/models/{rest}")
-    check_name(rest.split("/", 1)[0].split(":", 1)[0])
-    raise InvalidInput(f"no such endpoint: /{api}/models/{rest}")
+        raise missing
+    raw = request.scope.get("raw_path")
+    if raw:  # the name as sent, before %2F was decoded into a path separator
+        rest = raw.decode("latin-1").split("/models/", 1)[-1]
+    check_name(unquote(rest.split("/", 1)[0].split(":", 1)[0]))
+    raise missing

@@ -129,7 +129,9 @@ def _cast_integers(
             exact = np.asarray(data, dtype=dtype)
     except (OverflowError, ValueError, TypeError):
         raise error from None
-    if not (np.isfinite(raw).all() and np.array_equal(exact.astype(np.float64).ravel(), raw.ravel())):
+    if not (
+        np.isfinite(raw).all() and np.array_equal(exact.astype(np.float64).ravel(), raw.ravel())
+    ):
         raise error
     return exact
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from .codec import Array
 from .datatypes import numpy_dtype, oip_datatype
 from .errors import InvalidInput, ModelUnavailable
@@ -82,11 +84,22 @@ def _names(specs: Sequence[TensorSpec]) -> str:
     return ", ".join(f"'{s.name}'" for s in specs)
 
 
+def _as_text(name: str, array: Array) -> Array:
+    """ONNX string tensors take Python `str`: onnxruntime would turn b"a" into "b'a'"."""
+    text = np.empty(array.shape, dtype=object)
+    try:
+        text.flat[:] = [v.decode() if isinstance(v, bytes) else str(v) for v in array.flat]
+    except UnicodeDecodeError:
+        raise InvalidInput(f"input '{name}': BYTES elements must be UTF-8 text") from None
+    return text
+
+
 def _check(spec: TensorSpec, array: Array) -> Array:
     expected = numpy_dtype(spec.datatype)
     if spec.datatype == "BYTES":
         if array.dtype.kind not in "OUS":
             raise InvalidInput(f"input '{spec.name}' must be BYTES")
+        array = _as_text(spec.name, array)
     elif array.dtype != expected:
         got = oip_datatype(array.dtype)
         raise InvalidInput(f"input '{spec.name}' has datatype {got}, expected {spec.datatype}")

@@ -85,21 +85,38 @@ def test_scalar_and_empty_tensors() -> None:
         ("FP32", [2, 2], [1, 2, 3], "input 'x': data has 3 elements but shape [2, 2] needs 4"),
         ("FP32", [2], ["a", "b"], "input 'x': FP32 data must be numbers, got strings"),
         ("FP32", [2], [True, False], "input 'x': FP32 data must be numbers, got booleans"),
-        ("INT64", [2], [1.5, 2], "input 'x': INT64 data must be integers in [-9223372036854775808, 9223372036854775807]"),
+        (
+            "INT64",
+            [2],
+            [1.5, 2],
+            "input 'x': INT64 data must be integers in [-9223372036854775808, 9223372036854775807]",
+        ),
         ("INT8", [2], [1, 300], "input 'x': INT8 data must be integers in [-128, 127]"),
         ("UINT8", [1], [-1], "input 'x': UINT8 data must be integers in [0, 255]"),
         ("BOOL", [2], [1, 0], "input 'x': BOOL data must be true or false"),
         ("BYTES", [2], ["a", 3], "input 'x': BYTES data must be strings, got int"),
         ("FP16", [1], [1e6], "input 'x': a value is out of range for FP16"),
         ("FP32", [2, 2], [[1, 2], [3]], "input 'x': data has 3 elements but shape [2, 2] needs 4"),
-        ("FP32", [-1, 2], [1, 2], "input 'x': shape must be a list of non-negative integers, got [-1, 2]"),
+        (
+            "FP32",
+            [-1, 2],
+            [1, 2],
+            "input 'x': shape must be a list of non-negative integers, got [-1, 2]",
+        ),
         ("FP32", "2", [1, 2], "input 'x': shape must be a list of non-negative integers, got '2'"),
         ("FP32", [1], {"a": 1}, "input 'x': data must be a list, got dict"),
-        ("FLOAT", [1], [1], "unknown datatype 'FLOAT'; expected one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES"),
+        (
+            "FLOAT",
+            [1],
+            [1],
+            "unknown datatype 'FLOAT'; expected one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES",
+        ),
         ("FP32", [2], [1, None], "input 'x': FP32 data must be numbers"),
     ],
 )
-def test_bad_json_tensors_are_typed_errors(datatype: str, shape: Any, data: Any, message: str) -> None:
+def test_bad_json_tensors_are_typed_errors(
+    datatype: str, shape: Any, data: Any, message: str
+) -> None:
     with pytest.raises(InvalidInput) as caught:
         decode_json("x", datatype, shape, data)
     assert str(caught.value) == message
@@ -108,13 +125,25 @@ def test_bad_json_tensors_are_typed_errors(datatype: str, shape: Any, data: Any,
 @pytest.mark.parametrize(
     ("datatype", "shape", "raw", "message"),
     [
-        ("FP32", [2], b"\x00" * 7, "input 'x': binary data has 7 bytes but shape [2] of FP32 needs 8"),
+        (
+            "FP32",
+            [2],
+            b"\x00" * 7,
+            "input 'x': binary data has 7 bytes but shape [2] of FP32 needs 8",
+        ),
         ("BYTES", [1], b"\x05\x00\x00\x00ab", "input 'x': truncated BYTES element"),
         ("BYTES", [1], b"\x05\x00", "input 'x': truncated BYTES element length"),
-        ("BYTES", [2], b"\x01\x00\x00\x00a", "input 'x': data has 1 elements but shape [2] needs 2"),
+        (
+            "BYTES",
+            [2],
+            b"\x01\x00\x00\x00a",
+            "input 'x': data has 1 elements but shape [2] needs 2",
+        ),
     ],
 )
-def test_bad_binary_tensors_are_typed_errors(datatype: str, shape: list[int], raw: bytes, message: str) -> None:
+def test_bad_binary_tensors_are_typed_errors(
+    datatype: str, shape: list[int], raw: bytes, message: str
+) -> None:
     with pytest.raises(InvalidInput) as caught:
         decode_binary("x", datatype, shape, raw)
     assert str(caught.value) == message
@@ -144,4 +173,6 @@ def test_any_numeric_array_round_trips(array: np.ndarray) -> None:
 @given(st.lists(st.text(max_size=8), max_size=6))
 def test_any_strings_round_trip(values: list[str]) -> None:
     array = decode_json("s", "BYTES", [len(values)], values)
-    assert encode_json_data(decode_binary("s", "BYTES", [len(values)], encode_binary(array))) == values
+    assert (
+        encode_json_data(decode_binary("s", "BYTES", [len(values)], encode_binary(array))) == values
+    )

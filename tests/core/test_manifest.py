@@ -18,7 +18,10 @@ def sample() -> Manifest:
         size_bytes=4523,
         opset=17,
         inputs=(TensorSpec("pixels", "FP32", (-1, 64)),),
-        outputs=(TensorSpec("label", "INT64", (-1,)), TensorSpec("probabilities", "FP32", (-1, 10))),
+        outputs=(
+            TensorSpec("label", "INT64", (-1,)),
+            TensorSpec("probabilities", "FP32", (-1, 10)),
+        ),
         created_at="2026-11-22T10:00:00+00:00",
         quantization="int8-static",
         source={"framework": "scikit-learn", "parent_version": 1},
@@ -57,9 +60,15 @@ def broken(**changes: Any) -> dict[str, Any]:
         (broken(sha256="xyz"), "manifest sha256 must be 64 lowercase hex digits"),
         (broken(size_bytes=-1), "manifest size_bytes must be a non-negative integer"),
         (broken(quantization="int4"), "unknown quantization 'int4'"),
-        (broken(inputs=[{"name": "a", "datatype": "FLOAT", "shape": [1]}]), "manifest inputs: unknown datatype 'FLOAT'"),
+        (
+            broken(inputs=[{"name": "a", "datatype": "FLOAT", "shape": [1]}]),
+            "manifest inputs: unknown datatype 'FLOAT'",
+        ),
         (broken(outputs=[]), "manifest must list at least one input and one output"),
-        (broken(name="../x"), "invalid model name '../x': it must match ^[a-z0-9][a-z0-9._-]{0,63}$ (lowercase letters, digits, '.', '_', '-'; at most 64 characters; no '..')"),
+        (
+            broken(name="../x"),
+            "invalid model name '../x': it must match ^[a-z0-9][a-z0-9._-]{0,63}$ (lowercase letters, digits, '.', '_', '-'; at most 64 characters; no '..')",
+        ),
         (broken(version=0), "invalid version 0: versions are positive integers"),
         (broken(opset=None), "manifest is malformed: KeyError: 'opset'"),
         (

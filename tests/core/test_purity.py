@@ -6,7 +6,16 @@ import ast
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "functions" / "core"
-FORBIDDEN = {"boto3", "botocore", "fastapi", "starlette", "mangum", "aws_cdk", "pydantic_settings", "uvicorn"}
+FORBIDDEN = {
+    "boto3",
+    "botocore",
+    "fastapi",
+    "starlette",
+    "mangum",
+    "aws_cdk",
+    "pydantic_settings",
+    "uvicorn",
+}
 
 
 def imported_modules(tree: ast.AST) -> set[str]:
@@ -45,6 +54,8 @@ def test_core_reads_no_environment() -> None:
 
 
 def test_the_walker_sees_what_it_forbids() -> None:
-    tree = ast.parse("import boto3.session\nfrom fastapi import X\nimport os\nos.environ['A']\nos.getenv('B')")
+    tree = ast.parse(
+        "import boto3.session\nfrom fastapi import X\nimport os\nos.environ['A']\nos.getenv('B')"
+    )
     assert imported_modules(tree) >= {"boto3", "fastapi"}
     assert environment_reads(tree) == ["environ", "getenv"]

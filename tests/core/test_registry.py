@@ -76,7 +76,9 @@ def test_alias_promotion_and_rollback_take_effect_after_the_ttl(
     assert registry.resolve("multi", "prod") == 1
 
 
-def test_latest_follows_new_versions_after_the_ttl(repo: Repository, registry: Registry, clock: Clock) -> None:
+def test_latest_follows_new_versions_after_the_ttl(
+    repo: Repository, registry: Registry, clock: Clock
+) -> None:
     publish(repo, "multi", models.multi_io())
     assert registry.resolve("multi", "latest") == 1
     publish(repo, "multi", models.multi_io())
@@ -144,7 +146,9 @@ def test_a_corrupted_cache_entry_is_fetched_again(
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == manifest.sha256
 
 
-def test_bytes_that_match_their_sha256_but_are_no_model(repo: Repository, registry: Registry) -> None:
+def test_bytes_that_match_their_sha256_but_are_no_model(
+    repo: Repository, registry: Registry
+) -> None:
     junk = b"this is not an onnx model"
     manifest, _ = manifest_for(models.multi_io(), name="junk")
     digest = hashlib.sha256(junk).hexdigest()

@@ -48,13 +48,41 @@ def test_output_selection(multi: Runner) -> None:
     ("inputs", "outputs", "message"),
     [
         ([("features", FEATURES)], None, "missing input 'ids'"),
-        ([("features", FEATURES), ("ids", IDS), ("extra", IDS)], None, "unexpected input 'extra'; model 'multi' takes 'features', 'ids'"),
-        ([("features", FEATURES), ("features", FEATURES), ("ids", IDS)], None, "input 'features' is given more than once"),
-        ([("features", FEATURES.astype(np.float64)), ("ids", IDS)], None, "input 'features' has datatype FP64, expected FP32"),
-        ([("features", FEATURES.reshape(8)), ("ids", IDS)], None, "input 'features' has shape [8] (rank 1), expected rank 2 [-1, 4]"),
-        ([("features", FEATURES.reshape(4, 2)), ("ids", IDS)], None, "input 'features' has shape [4, 2], expected [-1, 4] (dimension 1 must be 4)"),
-        ([("features", FEATURES), ("ids", IDS)], ["nope"], "unknown output 'nope'; model 'multi' produces 'scaled', 'next_ids', 'total'"),
-        ([("features", FEATURES), ("ids", IDS)], ["total", "total"], "output 'total' is requested more than once"),
+        (
+            [("features", FEATURES), ("ids", IDS), ("extra", IDS)],
+            None,
+            "unexpected input 'extra'; model 'multi' takes 'features', 'ids'",
+        ),
+        (
+            [("features", FEATURES), ("features", FEATURES), ("ids", IDS)],
+            None,
+            "input 'features' is given more than once",
+        ),
+        (
+            [("features", FEATURES.astype(np.float64)), ("ids", IDS)],
+            None,
+            "input 'features' has datatype FP64, expected FP32",
+        ),
+        (
+            [("features", FEATURES.reshape(8)), ("ids", IDS)],
+            None,
+            "input 'features' has shape [8] (rank 1), expected rank 2 [-1, 4]",
+        ),
+        (
+            [("features", FEATURES.reshape(4, 2)), ("ids", IDS)],
+            None,
+            "input 'features' has shape [4, 2], expected [-1, 4] (dimension 1 must be 4)",
+        ),
+        (
+            [("features", FEATURES), ("ids", IDS)],
+            ["nope"],
+            "unknown output 'nope'; model 'multi' produces 'scaled', 'next_ids', 'total'",
+        ),
+        (
+            [("features", FEATURES), ("ids", IDS)],
+            ["total", "total"],
+            "output 'total' is requested more than once",
+        ),
     ],
 )
 def test_input_mismatches_name_the_problem(
