@@ -1,0 +1,161 @@
+"""The Lambda handler on real-shaped API Gateway events, and its equivalence with `maas serve`."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+
+from functions.core.codec import decode_binary
+from functions.settings import get_settings
+from model_build.lambda_local import LocalContext
+from tests.conftest import EVENTS
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+EVENT_FILES = sorted(p.name for p in EVENTS.glob("apigw-*.json"))
+
+
+def load(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = orjson.loads((EVENTS / name).read_bytes())
+    return event
+
+
+@pytest.fixture
+def handler(
+    served_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Handler]:
+    """The production handler module, imported with MAAS_* settings for the test store."""
+    monkeypatch.setenv("MAAS_STORE", str(served_store))
+    monkeypatch.setenv("MAAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MAAS_MAX_BODY_BYTES", str(1 << 20))
+    get_settings.cache_clear()
+    module = importlib.import_module("functions.api.handler")
+    module = importlib.reload(module)
+    yield module.handler
+    get_settings.cache_clear()
+
+
+def test_events_are_real_api_gateway_v2_payloads() -> None:
+    assert len(EVENT_FILES) >= 8
+    for name in EVENT_FILES:
+        event = load(name)
+        assert event["version"] == "2.0"
+        assert event["routeKey"] == "$default"
+        assert event["rawPath"] == event["requestContext"]["http"]["path"]
+        assert set(event["requestContext"]) >= {
+            "accountId",
+            "apiId",
+            "domainName",
+            "http",
+            "requestId",
+            "stage",
+            "time",
+            "timeEpoch",
+        }
+        assert "iam" in event["requestContext"]["authorizer"]
+        assert isinstance(event["isBase64Encoded"], bool)
+        if "body" in event:
+            raw = (
+                base64.b64decode(event["body"])
+                if event["isBase64Encoded"]
+                else event["body"].encode()
+            )
+            assert int(event["headers"]["content-length"]) == len(raw)
+
+
+def test_health_and_metadata(handler: Handler) -> None:
+    assert handler(load("apigw-v2-health-live.json"), LocalContext())["body"] == '{"live":true}'
+    ready = handler(load("apigw-v2-health-ready.json"), LocalContext())
+    assert (ready["statusCode"], ready["body"]) == (200, '{"ready":true}')
+    meta = handler(load("apigw-v2-model-metadata.json"), LocalContext())
+    assert orjson.loads(meta["body"])["inputs"] == [
+        {"name": "pixels", "datatype": "FP32", "shape": [-1, 64]}
+    ]
+    assert handler(load("apigw-v2-server-metadata.json"), LocalContext())["statusCode"] == 200
+    assert (
+        orjson.loads(handler(load("apigw-v2-model-ready.json"), LocalContext())["body"])["ready"]
+        is True
+    )
+
+
+def test_v2_infer_event(handler: Handler) -> None:
+    response = handler(load("apigw-v2-infer.json"), LocalContext())
+    assert response["statusCode"] == 200
+    assert response["headers"]["content-type"] == "application/json"
+    assert response["isBase64Encoded"] is False
+    doc = orjson.loads(response["body"])
+    assert doc["id"] == "req-42"
+    assert doc["outputs"][0]["data"] == [0, 1, 2]  # the event carries dataset rows 0, 1, 2
+
+
+def test_v1_predict_event(handler: Handler) -> None:
+    response = handler(load("apigw-v1-predict.json"), LocalContext())
+    assert response["statusCode"] == 200
+    assert [p["label"] for p in orjson.loads(response["body"])["predictions"]] == [0, 1, 2]
+
+
+def test_binary_tensors_through_base64_bodies(handler: Handler) -> None:
+    response = handler(load("apigw-v2-infer-binary.json"), LocalContext())
+    assert response["statusCode"] == 200
+    assert response["isBase64Encoded"] is True
+    body = base64.b64decode(response["body"])
+    length = int(response["headers"]["inference-header-content-length"])
+    doc = orjson.loads(body[:length])
+    label, proba = doc["outputs"]
+    assert label["parameters"] == {"binary_data_size": 16}
+    assert decode_binary("label", "INT64", label["shape"], body[length:]).tolist() == [3, 4]
+    assert np.asarray(proba["data"]).shape == (20,)
+
+
+def test_errors_through_the_handler(handler: Handler) -> None:
+    event = load("apigw-v2-infer.json")
+    event["body"] = "{broken"
+    response = handler(event, LocalContext())
+    assert response["statusCode"] == 400
+    assert orjson.loads(response["body"])["error"].startswith("request body is not valid JSON")
+    event = load("apigw-v2-model-metadata.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/v2/models/unknown"
+    response = handler(event, LocalContext())
+    assert (response["statusCode"], orjson.loads(response["body"])) == (
+        404,
+        {"error": "model 'unknown' is not published"},
+    )
+
+
+@pytest.mark.parametrize("name", EVENT_FILES)
+def test_same_response_through_serve_and_the_handler(
+    handler: Handler, http: httpx.Client, name: str
+) -> None:
+    # Given the request an event carries
+    event = load(name)
+    body = event.get("body")
+    content = base64.b64decode(body) if body and event["isBase64Encoded"] else (body or "").encode()
+    headers = {
+        k: v
+        for k, v in event["headers"].items()
+        if k in ("content-type", "inference-header-content-length")
+    }
+    # When it goes through the Lambda handler and over HTTP to `maas serve`
+    via_lambda = handler(event, LocalContext())
+    via_http = http.request(
+        event["requestContext"]["http"]["method"],
+        event["rawPath"],
+        content=content,
+        headers=headers,
+    )
+    # Then status, content type and body are the same
+    lambda_body = (
+        base64.b64decode(via_lambda["body"])
+        if via_lambda["isBase64Encoded"]
+        else via_lambda["body"].encode()
+    )
+    assert via_lambda["statusCode"] == via_http.status_code == 200
+    assert via_lambda["headers"]["content-type"] == via_http.headers["content-type"]
+    assert lambda_body == via_http.content
