@@ -15,8 +15,11 @@ from . import errors, routes_v1, routes_v2
 from .schemas import REQUEST_MODELS
 
 
-def create_app(*, registry: Registry, settings: Settings) -> FastAPI:
-    """The serving app over `registry`; the same app runs under Mangum and uvicorn."""
+def create_app(*, registry: Registry, settings: Settings, inline: bool = False) -> FastAPI:
+    """The serving app over `registry`; the same app runs under Mangum and uvicorn.
+
+    `inline` runs inference on the event loop: right for Lambda (one request at a time).
+    """
     app = FastAPI(
         title="serverless-maas",
         version=__version__,
@@ -24,6 +27,7 @@ def create_app(*, registry: Registry, settings: Settings) -> FastAPI:
     )
     app.state.dataplane = DataPlane(registry, version=__version__)
     app.state.settings = settings
+    app.state.inline = inline
     app.include_router(routes_v2.router)
     app.include_router(routes_v1.router)
     app.include_router(routes_v1.fallback)

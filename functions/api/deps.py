@@ -10,12 +10,12 @@ from functions.core.dataplane import DataPlane
 from functions.settings import Settings
 
 
-def _dataplane(request: Request) -> DataPlane:
+async def _dataplane(request: Request) -> DataPlane:
     plane: DataPlane = request.app.state.dataplane
     return plane
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -12,7 +12,7 @@ from functions.wiring import build_registry
 
 settings = get_settings()
 registry = build_registry(settings)
-app = create_app(registry=registry, settings=settings)
+app = create_app(registry=registry, settings=settings, inline=True)
 # lifespan off: Mangum would otherwise run the ASGI lifespan on every invocation.
 _adapter = Mangum(app, lifespan="off")
 

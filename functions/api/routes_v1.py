@@ -6,7 +6,6 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from functions.core.dataplane import DataPlane
 from functions.core.names import LATEST, check_name
@@ -14,6 +13,7 @@ from functions.settings import Settings
 
 from .body import read_body
 from .deps import DataPlaneDep, ModelName, SettingsDep, VersionRef
+from .offload import offload
 from .routes_v2 import ERRORS
 from .schemas import PredictResponse
 
@@ -57,7 +57,7 @@ async def run_predict(
 ) -> Response:
     """Read the body within the limit and run off the event loop."""
     body = await read_body(request, settings.max_body_bytes)
-    content = await run_in_threadpool(plane.predict, name, version, body)
+    content = await offload(request, lambda: plane.predict(name, version, body))
     return Response(content, media_type="application/json")
 
 

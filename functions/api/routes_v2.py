@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from functions.core.dataplane import DataPlane
 from functions.core.names import LATEST
@@ -16,6 +15,7 @@ from functions.settings import Settings
 from .body import header_length, read_body
 from .deps import DataPlaneDep, ModelName, SettingsDep, VersionRef
 from .errors import error_response
+from .offload import offload
 from .schemas import (
     ErrorResponse,
     Health,
@@ -125,9 +125,8 @@ async def run_infer(
 ) -> Response:
     """Read the body within the limit, run off the event loop, pick the response type."""
     body = await read_body(request, settings.max_body_bytes)
-    content, length = await run_in_threadpool(
-        plane.infer, name, version, body, header_length(request)
-    )
+    length_in = header_length(request)
+    content, length = await offload(request, lambda: plane.infer(name, version, body, length_in))
     if length is None:
         return Response(content, media_type="application/json")
     return Response(
@@ -160,4 +159,4 @@ async def repository_index(
     if body.strip():
         doc = loads(body)
         ready_only = isinstance(doc, dict) and doc.get("ready") is True
-    return json(await run_in_threadpool(lambda: plane.repository_index(ready_only=ready_only)))
+    return json(await offload(request, lambda: plane.repository_index(ready_only=ready_only)))
