@@ -74,9 +74,7 @@ class Case:
     raw: ort.InferenceSession
     runner: Runner
 
-    def measure(
-        self, handler: Any, conn: http.client.HTTPConnection, seconds: float
-    ) -> list[dict[str, Any]]:
+    def measure(self, handler: Any, port: int, seconds: float) -> list[dict[str, Any]]:
         """Time every layer; return one row per layer with its ratio to raw."""
         as_json, as_binary, header_len = _bodies(self.input_name, self.x)
         path = f"/v2/models/{self.name}/infer"
@@ -89,7 +87,12 @@ class Case:
         feed = {self.input_name: self.x}
         inputs = [(self.input_name, self.x)]
 
+        conns: list[http.client.HTTPConnection] = []
+
         def over_http() -> bytes:
+            if not conns:  # opened when this layer starts: uvicorn drops idle keep-alives after 5 s
+                conns.append(http.client.HTTPConnection("127.0.0.1", port, timeout=30))
+            conn = conns[0]
             conn.request("POST", path, body=as_json, headers={"content-type": "application/json"})
             response = conn.getresponse()
             content = response.read()
@@ -106,6 +109,8 @@ class Case:
         for event in (json_event, binary_event):
             assert handler(event, CONTEXT)["statusCode"] == 200
         samples: dict[str, Sample] = {k: measure(f, seconds=seconds) for k, f in layers.items()}
+        for conn in conns:
+            conn.close()
         base = samples["raw session.run"].p50_us
         return [
             {
@@ -154,7 +159,6 @@ def run(seconds: float, batches: list[int]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     try:
         wait_ready(port, server)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         for name, (artifact, input_name, data) in models.items():
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
@@ -172,9 +176,8 @@ def run(seconds: float, batches: list[int]) -> list[dict[str, Any]]:
                 else:
                     x = np.ascontiguousarray(data[:batch])
                 case = Case(name, input_name, x, raw_session, registry.runner(name, "latest"))
-                rows += case.measure(handler, conn, seconds)
+                rows += case.measure(handler, port, seconds)
                 console.print(f"measured {name} at batch {batch}")
-        conn.close()
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -12,7 +12,9 @@ from functions.core.registry import Registry
 from functions.settings import Settings
 
 from . import errors, routes_v1, routes_v2
-from .schemas import REQUEST_MODELS
+from .schemas import REQUEST_MODELS, ErrorResponse
+
+ERROR_REF = "#/components/schemas/ErrorResponse"
 
 
 def create_app(*, registry: Registry, settings: Settings, inline: bool = False) -> FastAPI:
@@ -44,6 +46,18 @@ def _document_request_bodies(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = base()
             components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    # Validation failures answer 400 {"error"}, never FastAPI's 422 (errors.py).
+                    responses = operation.get("responses", {})
+                    if responses.pop("422", None) is not None and "400" not in responses:
+                        responses["400"] = {
+                            "description": "Bad Request",
+                            "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+                        }
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+            components.setdefault("ErrorResponse", ErrorResponse.model_json_schema())
             for model in REQUEST_MODELS:
                 doc = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(doc.pop("$defs", {}))

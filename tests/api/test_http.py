@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +12,11 @@ import orjson
 import pytest
 
 from functions.core.codec import decode_binary, decode_json, encode_binary, encode_json_data
+from functions.core.repository import Repository
+from functions.stores import LocalStore
+from functions.wiring import build_registry
 from model_build.examples.digits import TrainedModel
+from tests.conftest import LiveServer, publish, settings_for
 from tests.core.test_codec import SAMPLES
 
 
@@ -328,3 +333,42 @@ def test_oversized_body_without_content_length_is_refused(http: httpx.Client) ->
 
     response = http.post("/v2/models/digits/infer", content=chunks())
     assert response.status_code == 413
+
+
+def test_openapi_documents_400_not_422(http: httpx.Client) -> None:
+    spec = http.get("/openapi.json").json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert "422" not in operation["responses"], (method, path)
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def test_integrity_failure_is_a_503_for_that_model_only(
+    tmp_path: Path, artifacts: dict[str, bytes]
+) -> None:
+    # Given two published models, one of whose artifact was altered in the store
+    repo = Repository(LocalStore(tmp_path / "store"))
+    publish(repo, "good", artifacts["multi"])
+    publish(repo, "tampered", artifacts["digits"])
+    path = tmp_path / "store" / "models" / "tampered" / "1" / "model.onnx"
+    path.write_bytes(path.read_bytes().replace(b"skl2onnx", b"SKL2ONNX"))
+    settings = settings_for(str(tmp_path / "store"), tmp_path / "cache")
+    with (
+        LiveServer(build_registry(settings), settings) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        # Then the tampered model is refused with the reason
+        response = client.get("/v2/models/tampered/ready")
+        assert response.status_code == 503
+        message = response.json()["error"]
+        assert message.startswith("model 'tampered' version 1: artifact sha256 ")
+        assert message.endswith(
+            "does not match the manifest's "
+            + repo.manifest("tampered", 1).sha256[:12]
+            + "...; refusing to serve it"
+        )
+        infer = client.post("/v2/models/tampered/infer", json={"inputs": [PIXELS]})
+        assert infer.status_code == 503
+        # And the other model keeps serving
+        ok = client.post("/v2/models/good/infer", json={"inputs": [FEATURES, IDS]})
+        assert ok.status_code == 200
