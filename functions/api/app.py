@@ -11,7 +11,7 @@ from functions.core.dataplane import DataPlane
 from functions.core.registry import Registry
 from functions.settings import Settings
 
-from . import errors, routes_v1, routes_v2
+from . import errors, routes_fallback, routes_v1, routes_v2
 from .schemas import REQUEST_MODELS, ErrorResponse
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
@@ -32,7 +32,7 @@ def create_app(*, registry: Registry, settings: Settings, inline: bool = False) 
     app.state.inline = inline
     app.include_router(routes_v2.router)
     app.include_router(routes_v1.router)
-    app.include_router(routes_v1.fallback)
+    app.include_router(routes_fallback.router)  # last: it matches any model path
     errors.install(app)
     _document_request_bodies(app)
     return app

@@ -9,19 +9,21 @@ from fastapi import Depends, Path, Request
 from functions.core.dataplane import DataPlane
 from functions.settings import Settings
 
+from .body import read_body
+
 
 async def _dataplane(request: Request) -> DataPlane:
     plane: DataPlane = request.app.state.dataplane
     return plane
 
 
-async def _settings(request: Request) -> Settings:
+async def _body(request: Request) -> bytes:
     settings: Settings = request.app.state.settings
-    return settings
+    return await read_body(request, settings.max_body_bytes)
 
 
 DataPlaneDep = Annotated[DataPlane, Depends(_dataplane)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
+BodyDep = Annotated[bytes, Depends(_body)]
 ModelName = Annotated[str, Path(description="Model name (`^[a-z0-9][a-z0-9._-]{0,63}$`)")]
 VersionRef = Annotated[
     str, Path(description="A version number, `latest`, or an alias such as `prod`")

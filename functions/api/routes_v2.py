@@ -10,10 +10,9 @@ from fastapi.responses import Response
 from functions.core.dataplane import DataPlane
 from functions.core.names import LATEST
 from functions.core.oip import HEADER_LENGTH, dumps, loads
-from functions.settings import Settings
 
-from .body import header_length, read_body
-from .deps import DataPlaneDep, ModelName, SettingsDep, VersionRef
+from .body import header_length
+from .deps import BodyDep, DataPlaneDep, ModelName, VersionRef
 from .errors import error_response
 from .offload import offload
 from .schemas import (
@@ -102,29 +101,22 @@ INFER = {"response_model": InferenceResponse, "responses": ERRORS, "openapi_extr
 
 @router.post("/v2/models/{name}/versions/{version}/infer", **INFER)  # type: ignore[arg-type]
 async def version_infer(
-    request: Request,
-    plane: DataPlaneDep,
-    settings: SettingsDep,
-    name: ModelName,
-    version: VersionRef,
+    request: Request, plane: DataPlaneDep, body: BodyDep, name: ModelName, version: VersionRef
 ) -> Response:
     """Run a model version or alias. Tensors may be JSON or binary (Triton's extension)."""
-    return await run_infer(request, plane, settings, name, version)
+    return await run_infer(request, plane, body, name, version)
 
 
 @router.post("/v2/models/{name}/infer", **INFER)  # type: ignore[arg-type]
-async def infer(
-    request: Request, plane: DataPlaneDep, settings: SettingsDep, name: ModelName
-) -> Response:
+async def infer(request: Request, plane: DataPlaneDep, body: BodyDep, name: ModelName) -> Response:
     """Run the model's latest version. Tensors may be JSON or binary (Triton's extension)."""
-    return await run_infer(request, plane, settings, name, LATEST)
+    return await run_infer(request, plane, body, name, LATEST)
 
 
 async def run_infer(
-    request: Request, plane: DataPlane, settings: Settings, name: str, version: str
+    request: Request, plane: DataPlane, body: bytes, name: str, version: str
 ) -> Response:
-    """Read the body within the limit, run off the event loop, pick the response type."""
-    body = await read_body(request, settings.max_body_bytes)
+    """Run off the event loop (see offload) and pick the response type."""
     length_in = header_length(request)
     content, length = await offload(request, lambda: plane.infer(name, version, body, length_in))
     if length is None:
@@ -150,11 +142,8 @@ INDEX_BODY = {
     responses=ERRORS,
     openapi_extra=INDEX_BODY,
 )
-async def repository_index(
-    request: Request, plane: DataPlaneDep, settings: SettingsDep
-) -> Response:
+async def repository_index(request: Request, plane: DataPlaneDep, body: BodyDep) -> Response:
     """Every published model version; `{"ready": true}` keeps those loaded in this container."""
-    body = await read_body(request, settings.max_body_bytes)
     ready_only = False
     if body.strip():
         doc = loads(body)
