@@ -83,6 +83,60 @@ def _pair(item: str) -> tuple[str, str]:
     return key, value
 
 
+@app.command("build")
+def build_command(
+    example: Annotated[
+        str | None, typer.Argument(help="cnn, digits, tabular or text (or use --from-onnx)")
+    ] = None,
+    quantize: Annotated[
+        str, typer.Option(help="none, fp16, int8-dynamic or int8-static (calibrated)")
+    ] = "none",
+    store: StoreOpt = DEFAULT_STORE,
+    alias: Annotated[
+        list[str] | None, typer.Option("--alias", help="Point this alias at it")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Publish under this name")] = None,
+    from_onnx: Annotated[
+        Path | None, typer.Option("--from-onnx", help="Compress this ONNX model instead")
+    ] = None,
+    calibration: Annotated[
+        Path | None, typer.Option(help=".npz of real inputs by input name (with --from-onnx)")
+    ] = None,
+    eval_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval", help=".npz of held-out inputs, optional 'labels' (with --from-onnx)"
+        ),
+    ] = None,
+    min_agreement: Annotated[float, typer.Option(help="Top-1 agreement the gate demands")] = 0.99,
+    max_accuracy_drop: Annotated[
+        float, typer.Option(help="Accuracy drop the gate allows (0.01 = 1 point)")
+    ] = 0.01,
+    force: Annotated[
+        bool, typer.Option(help="Publish even if the gate refuses (recorded)")
+    ] = False,
+    quick: Annotated[bool, typer.Option(help="Train briefly (for tests and trials)")] = False,
+) -> None:
+    """Train (or load), optimize, quantize, validate against fp32 and publish a model."""
+    from model_build.build_cli import run_build
+    from model_build.gate import Thresholds
+
+    result = run_build(
+        example=example,
+        from_onnx_path=from_onnx,
+        calibration=calibration,
+        evaluation=eval_data,
+        name=name,
+        mode=quantize,
+        repo=_repo(store),
+        alias=alias or [],
+        thresholds=Thresholds(min_agreement, max_accuracy_drop, force),
+        quick=quick,
+        console=err,
+    )
+    out.print(result.candidate.version)
+
+
 @app.command("list")
 def list_models(
     name: Annotated[str | None, typer.Argument(help="Only this model")] = None,
@@ -97,10 +151,10 @@ def list_models(
         "version",
         "aliases",
         "quantization",
+        "parent",
         "size",
         "sha256",
         "metrics",
-        "created",
     ):
         table.add_column(column)
     for each in names:
@@ -108,21 +162,27 @@ def list_models(
         for version in repo.versions(each):
             m = repo.manifest(each, version)
             tags = ", ".join(a for a, v in aliases.items() if v == version)
-            metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in m.metrics.items())
+            metrics = ", ".join(f"{k}={_fmt(m.metrics[k])}" for k in SHOWN if k in m.metrics)
+            if m.metrics.get("gate", {}).get("forced"):
+                metrics += ", gate FORCED"
+            parent = m.source.get("parent_version")
             table.add_row(
                 each,
                 str(version),
                 tags,
                 m.quantization,
+                "-" if parent is None else str(parent),
                 _size(m.size_bytes),
                 m.sha256[:12],
                 metrics,
-                m.created_at,
             )
     if not table.row_count:
         err.print("no models published" + (f" under the name '{name}'" if name else ""))
         return
     out.print(table)
+
+
+SHOWN = ("accuracy", "agreement", "size_ratio", "latency_ratio")
 
 
 def _fmt(value: Any) -> str:

@@ -43,7 +43,7 @@ class Runner:
                 )
             if name in feed:
                 raise InvalidInput(f"input '{name}' is given more than once")
-            feed[name] = _check(spec, array)
+            feed[name] = check_input(spec, array)
         missing = [n for n in self._inputs if n not in feed]
         if missing:
             raise InvalidInput(f"missing input {', '.join(repr(n) for n in missing)}")
@@ -94,7 +94,8 @@ def _as_text(name: str, array: Array) -> Array:
     return text
 
 
-def _check(spec: TensorSpec, array: Array) -> Array:
+def check_input(spec: TensorSpec, array: Array) -> Array:
+    """Return `array` (strings as text) if it fits `spec`, else raise InvalidInput saying why."""
     expected = numpy_dtype(spec.datatype)
     if spec.datatype == "BYTES":
         if array.dtype.kind not in "OUS":

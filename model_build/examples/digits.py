@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from .base import Trained
 
 
 @dataclass(frozen=True)
@@ -17,8 +20,25 @@ class TrainedModel:
     onnx_bytes: bytes
     x_test: npt.NDArray[np.float32]
     y_test: npt.NDArray[np.int64]
+    x_calibration: npt.NDArray[np.float32]
     accuracy: float
     source: dict[str, Any]
+
+
+def as_example(quick: bool = False, progress: Callable[[int, int], None] | None = None) -> Trained:
+    """The digits classifier in the build pipeline's terms (64-row calibration slice)."""
+    model = train_digits()
+    if progress:
+        progress(1, 1)
+    return Trained(
+        name="digits",
+        onnx_bytes=model.onnx_bytes,
+        calibration={"pixels": model.x_calibration},
+        eval_inputs={"pixels": model.x_test},
+        eval_labels=model.y_test,
+        score_output="probabilities",
+        source=model.source,
+    )
 
 
 def train_digits(*, seed: int = 0) -> TrainedModel:
@@ -36,7 +56,7 @@ def train_digits(*, seed: int = 0) -> TrainedModel:
         x.astype(np.float32), y.astype(np.int64), test_size=0.2, random_state=seed, stratify=y
     )
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    pipeline.fit(x_train, y_train)
+    pipeline.fit(x_train[64:], y_train[64:])
     accuracy = float(pipeline.score(x_test, y_test))
     model = to_onnx(
         pipeline,
@@ -52,6 +72,7 @@ def train_digits(*, seed: int = 0) -> TrainedModel:
         onnx_bytes=model.SerializeToString(),
         x_test=x_test,
         y_test=y_test,
+        x_calibration=x_train[:64],
         accuracy=accuracy,
         source={
             "framework": "scikit-learn",

@@ -1,0 +1,147 @@
+"""The validation gate: judge a compressed artifact against its fp32 reference on held-out data."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from functions.core.sessions import usable_cpus
+
+from .examples.base import Arrays
+
+LATENCY_BATCH = 32
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What the gate demands; `force` publishes anyway and the manifest says so."""
+
+    min_agreement: float = 0.99
+    max_accuracy_drop: float = 0.01
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's measurements and decision."""
+
+    metrics: dict[str, Any]
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when no threshold was missed."""
+        return not self.reasons
+
+
+def _session(model: bytes) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = usable_cpus()
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def predictions(output: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Top-1 per row: argmax of scores, or the values themselves for a label output."""
+    if output.ndim >= 2 and output.shape[-1] > 1:
+        return np.asarray(output.argmax(axis=-1))
+    return output.reshape(len(output), -1)[:, 0] if output.ndim else output
+
+
+def _agreement(reference: npt.NDArray[Any], candidate: npt.NDArray[Any]) -> float:
+    if reference.dtype.kind == "f" and not (reference.ndim >= 2 and reference.shape[-1] > 1):
+        # not a classifier output: rows agree when their values are close
+        ref = reference.reshape(len(reference), -1)
+        cand = candidate.reshape(len(candidate), -1)
+        return float(np.mean(np.all(np.isclose(cand, ref, rtol=1e-2, atol=1e-3), axis=1)))
+    return float(np.mean(predictions(reference) == predictions(candidate)))
+
+
+def latency(model: bytes, inputs: Arrays, *, seconds: float) -> float:
+    """Median seconds per `session.run` on the first LATENCY_BATCH rows, after a warm-up."""
+    session = _session(model)
+    feed = {name: array[:LATENCY_BATCH] for name, array in inputs.items()}
+    for _ in range(5):
+        session.run(None, feed)
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 10:
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def evaluate(
+    *,
+    reference: bytes,
+    candidate: bytes,
+    inputs: Arrays,
+    labels: npt.NDArray[np.int64] | None,
+    score_output: str,
+    thresholds: Thresholds,
+    latency_seconds: float = 1.0,
+) -> Verdict:
+    """Run both models on the held-out inputs; measure and decide."""
+    ref_session, cand_session = _session(reference), _session(candidate)
+    names = [o.name for o in ref_session.get_outputs()]
+    ref_out = dict(zip(names, ref_session.run(None, inputs), strict=True))
+    cand_out = dict(zip(names, cand_session.run(names, inputs), strict=True))
+    ref_scores, cand_scores = ref_out[score_output], cand_out[score_output]
+    metrics: dict[str, Any] = {
+        "eval_rows": int(len(ref_scores)),
+        "agreement": round(_agreement(ref_scores, cand_scores), 6),
+        "max_abs_diff": _max_abs_diff(ref_scores, cand_scores),
+        "size_bytes": len(candidate),
+        "reference_size_bytes": len(reference),
+        "size_ratio": round(len(candidate) / len(reference), 4),
+    }
+    reasons: list[str] = []
+    if labels is not None:
+        ref_acc = float(np.mean(predictions(ref_scores) == labels))
+        acc = float(np.mean(predictions(cand_scores) == labels))
+        metrics.update(
+            accuracy=round(acc, 6),
+            reference_accuracy=round(ref_acc, 6),
+            accuracy_drop=round(ref_acc - acc, 6),
+        )
+        if ref_acc - acc > thresholds.max_accuracy_drop:
+            reasons.append(
+                f"accuracy dropped by {100 * (ref_acc - acc):.2f} points ({ref_acc:.4f} -> "
+                f"{acc:.4f}), more than the allowed {100 * thresholds.max_accuracy_drop:.2f}"
+            )
+    if metrics["agreement"] < thresholds.min_agreement:
+        reasons.append(
+            f"top-1 agreement with the fp32 reference is {metrics['agreement']:.4f}, below the "
+            f"required {thresholds.min_agreement:.4f}"
+        )
+    # Interleave the two timings twice so drift on a shared machine hits both alike.
+    quarter = latency_seconds / 4
+    ref_t: list[float] = []
+    cand_t: list[float] = []
+    for _ in range(2):
+        ref_t.append(latency(reference, inputs, seconds=quarter))
+        cand_t.append(latency(candidate, inputs, seconds=quarter))
+    metrics["latency_ratio"] = round(float(np.median(cand_t) / np.median(ref_t)), 3)
+    metrics["latency_batch"] = min(LATENCY_BATCH, metrics["eval_rows"])
+    metrics["gate"] = {
+        "passed": not reasons,
+        "forced": bool(reasons) and thresholds.force,
+        "min_agreement": thresholds.min_agreement,
+        "max_accuracy_drop": thresholds.max_accuracy_drop,
+        "reasons": reasons,
+    }
+    return Verdict(metrics=metrics, reasons=reasons)
+
+
+def _max_abs_diff(reference: npt.NDArray[Any], candidate: npt.NDArray[Any]) -> float | None:
+    if reference.dtype.kind not in "fiu":
+        return None
+    diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
+    return float(diff.max()) if diff.size else 0.0
