@@ -19,8 +19,10 @@ from rich.table import Table
 from functions.core.errors import MaasError
 from functions.core.repository import Repository
 from functions.stores import open_store
-from model_build.examples.digits import train_digits
-from model_build.inspect_onnx import manifest_for
+from model_build.build_cli import summary
+from model_build.examples import EXAMPLES, Trained
+from model_build.gate import Thresholds
+from model_build.pipeline import build
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 
@@ -68,27 +70,11 @@ def _expect(status: int, body: bytes, what: str) -> Any:
 
 def run_demo(*, store: str, port: int, console: Console) -> None:
     """The main job, end to end; raises MaasError on any failure."""
-    console.rule("1. train and export")
-    trained = train_digits()
-    console.print(f"digits classifier: scikit-learn test accuracy {trained.accuracy:.4f}")
-
-    console.rule("2. publish")
     repo = Repository(open_store(store))
-    manifest, _ = manifest_for(
-        trained.onnx_bytes,
-        name="digits",
-        source=trained.source,
-        metrics={"accuracy": round(trained.accuracy, 4)},
-        labels={"example": "digits"},
-    )
-    final = repo.publish(manifest, trained.onnx_bytes)
-    repo.set_alias("digits", "prod", final.version)
-    console.print(
-        f"published digits version {final.version} ({final.size_bytes} bytes, sha256 "
-        f"{final.sha256[:12]}...) to {repo.store.uri}; alias prod -> {final.version}"
-    )
+    console.rule("1. train, compress, validate against fp32, publish")
+    built = {name: _build(name, mode, repo, console) for name, mode in PLAN}
 
-    console.rule("3. serve over HTTP")
+    console.rule("2. serve over HTTP")
     port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "model_build", "serve", "--store", store, "--port", str(port)]
@@ -96,53 +82,113 @@ def run_demo(*, store: str, port: int, console: Console) -> None:
     try:
         wait_ready(port, proc)
         console.print(f"maas serve is ready on http://127.0.0.1:{port}")
-        labels = _over_http(port, trained.x_test, final.version, console)
+        expected_digits = _predict_v2(
+            port=port, name="digits", inputs=built["digits"].eval_inputs, output="label"
+        )
+        scores = {
+            "cnn": _cnn_over_http(port, built["cnn"], console),
+            "digits": _digits_over_http(port, built["digits"], console),
+            "text": _text_over_http(port, built["text"], console),
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     console.print("server stopped")
 
-    console.rule("4. through the Lambda handler")
-    _through_lambda(store, trained.x_test[:5], labels[:5], console)
-
-    console.rule("5. results")
-    _report(labels, trained.y_test, console)
-
-
-def _over_http(port: int, x: np.ndarray, version: int, console: Console) -> np.ndarray:
-    meta = _expect(*request(port, "GET", "/v2/models/digits/versions/prod"), "model metadata")
-    console.print(
-        f"metadata: inputs {meta['inputs']}, outputs {[o['name'] for o in meta['outputs']]}"
+    console.rule("3. through the Lambda handler, with events/ payloads")
+    os.environ["MAAS_STORE"] = (
+        store  # before the handler module is imported: it reads settings once
     )
-    body = orjson.dumps(
-        {
-            "id": "demo",
-            "inputs": [
-                {
-                    "name": "pixels",
-                    "shape": list(x.shape),
-                    "datatype": "FP32",
-                    "data": x.ravel().tolist(),
-                }
-            ],
-            "outputs": [{"name": "label"}],
-        }
-    )
-    result = _expect(
-        *request(port, "POST", "/v2/models/digits/versions/prod/infer", body), "v2 infer"
-    )
-    labels = np.asarray(result["outputs"][0]["data"], dtype=np.int64)
-    console.print(f"v2 infer: {len(labels)} rows scored by version {result['model_version']}")
+    digits = built["digits"]
+    labels = _predict_v2(port=None, name="digits", inputs=digits.eval_inputs, output="label")
+    if not np.array_equal(labels, expected_digits):
+        raise MaasError("the Lambda handler's digits labels differ from those served over HTTP")
+    console.print(f"digits through the Lambda handler: {len(labels)} rows, same labels as HTTP")
+    _through_lambda(store, digits.eval_inputs["pixels"][:5], labels[:5], console)
+
+    console.rule("4. results")
+    _report(scores, console)
+
+
+PLAN = (("digits", "none"), ("cnn", "int8-static"), ("text", "none"))
+
+
+def _build(name: str, mode: str, repo: Repository, console: Console) -> Trained:
+    with console.status(f"training {name}..."):
+        trained = EXAMPLES[name].train(False, None)
+    with console.status(f"building {name} ({mode}): optimize, quantize, gate, publish..."):
+        result = build(
+            trained, repo=repo, name=name, mode=mode, thresholds=Thresholds(), alias=["prod"]
+        )
+    console.print(summary(result))
+    return trained
+
+
+def _infer_body(inputs: dict[str, np.ndarray], output: str) -> bytes:
+    tensors = []
+    for name, array in inputs.items():
+        datatype = "BYTES" if array.dtype.kind in "OUS" else "FP32"
+        data = [str(v) for v in array.ravel()] if datatype == "BYTES" else array.ravel().tolist()
+        tensors.append(
+            {"name": name, "shape": list(array.shape), "datatype": datatype, "data": data}
+        )
+    return orjson.dumps({"id": "demo", "inputs": tensors, "outputs": [{"name": output}]})
+
+
+def _predict_v2(
+    *, port: int | None, name: str, inputs: dict[str, np.ndarray], output: str
+) -> np.ndarray:
+    """v2 infer over HTTP (port) or through the Lambda handler (port None)."""
+    body = _infer_body(inputs, output)
+    path = f"/v2/models/{name}/versions/prod/infer"
+    if port is None:
+        from model_build.lambda_local import invoke_api
+
+        event = orjson.loads((EVENTS / "apigw-v2-infer.json").read_bytes())
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["body"] = body.decode()
+        event["headers"]["content-length"] = str(len(body))
+        response = invoke_api(event)
+        result = _expect(response["statusCode"], response["body"].encode(), f"{name} via Lambda")
+    else:
+        result = _expect(*request(port, "POST", path, body), f"{name} v2 infer")
+    return np.asarray(result["outputs"][0]["data"]).reshape(result["outputs"][0]["shape"])
+
+
+def _cnn_over_http(port: int, cnn: Trained, console: Console) -> tuple[float, int]:
+    meta = _expect(*request(port, "GET", "/v2/models/cnn/versions/prod"), "cnn metadata")
+    console.print(f"cnn: inputs {meta['inputs']}, version {meta['versions']} (int8-static)")
+    logits = _predict_v2(port=port, name="cnn", inputs=cnn.eval_inputs, output="logits")
+    assert cnn.eval_labels is not None
+    accuracy = float((logits.argmax(axis=1) == cnn.eval_labels).mean())
+    console.print(f"cnn: v2 infer scored {len(logits)} held-out images in one request")
+    return accuracy, len(logits)
+
+
+def _digits_over_http(port: int, digits: Trained, console: Console) -> tuple[float, int]:
+    x = digits.eval_inputs["pixels"]
+    labels = _predict_v2(port=port, name="digits", inputs=digits.eval_inputs, output="label")
     predict = orjson.dumps({"instances": x[:8].tolist()})
-    v1 = _expect(
-        *request(port, "POST", f"/v1/models/digits/versions/{version}:predict", predict),
-        "v1 predict",
-    )
+    v1 = _expect(*request(port, "POST", "/v1/models/digits:predict", predict), "v1 predict")
     v1_labels = [row["label"] for row in v1["predictions"]]
     if v1_labels != labels[:8].tolist():
         raise MaasError(f"v1 predict disagrees with v2 infer: {v1_labels} vs {labels[:8].tolist()}")
-    console.print(f"v1 predict: first 8 labels {v1_labels} (same as v2)")
-    return labels
+    console.print(f"digits: v2 infer on {len(labels)} rows; v1 predict first 8 {v1_labels} (same)")
+    assert digits.eval_labels is not None
+    return float((labels == digits.eval_labels).mean()), len(labels)
+
+
+def _text_over_http(port: int, text: Trained, console: Console) -> tuple[float, int]:
+    messages = [str(m) for m in text.eval_inputs["text"]]
+    body = orjson.dumps({"instances": messages})
+    result = _expect(*request(port, "POST", "/v1/models/text/versions/prod:predict", body), "text")
+    predicted = [row["label"] for row in result["predictions"]]
+    classes = text.source["classes"]
+    assert text.eval_labels is not None
+    truth = [classes[i] for i in text.eval_labels]
+    for message, label in list(zip(messages, predicted, strict=True))[:3]:
+        console.print(f"text: {message!r} -> {label}")
+    return float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)])), len(truth)
 
 
 def _through_lambda(store: str, x: np.ndarray, expected: np.ndarray, console: Console) -> None:
@@ -172,18 +218,15 @@ def _through_lambda(store: str, x: np.ndarray, expected: np.ndarray, console: Co
     console.print(f"apigw-v1-predict.json (dataset rows 0-2, true 0 1 2): labels {labels}")
 
 
-def _report(labels: np.ndarray, truth: np.ndarray, console: Console) -> None:
-    table = Table(title="first 15 held-out digits")
-    table.add_column("row", justify="right")
-    table.add_column("true")
-    table.add_column("predicted")
-    table.add_column("")
-    for i in range(15):
-        ok = labels[i] == truth[i]
-        table.add_row(str(i), str(truth[i]), str(labels[i]), "[green]ok[/]" if ok else "[red]x[/]")
+def _report(scores: dict[str, tuple[float, int]], console: Console) -> None:
+    table = Table(title="held-out accuracy, served over HTTP")
+    for column in ("model", "artifact", "rows", "accuracy"):
+        table.add_column(column)
+    artifacts = dict(PLAN)
+    for name, (accuracy, rows) in scores.items():
+        table.add_row(name, artifacts[name], str(rows), f"{accuracy:.4f}")
     console.print(table)
-    accuracy = float((labels == truth).mean())
+    accuracy, rows = scores["cnn"]
     console.print(
-        f"[bold]accuracy over HTTP on {len(truth)} held-out digits: {accuracy:.4f}[/] "
-        f"({int((labels == truth).sum())}/{len(truth)})"
+        f"[bold]accuracy over HTTP on {rows} held-out digits: {accuracy:.4f}[/] (cnn, int8-static)"
     )
