@@ -153,7 +153,9 @@ def _dynamic(src: Path, dst: Path) -> dict[str, Any]:
             "nothing to quantize dynamically: the model has no MatMul, Gemm, Attention, LSTM or "
             "GRU (dynamic int8 is not applied to convolutions: it is slower than fp32 here)"
         )
-    quantize_dynamic(src, dst, op_types_to_quantize=ops, weight_type=QuantType.QInt8)
+    # The quantizer rewrites Gemm as MatMul + Add before quantizing, so MatMul must be eligible.
+    eligible = sorted({*ops, "MatMul"} if "Gemm" in ops else set(ops))
+    quantize_dynamic(src, dst, op_types_to_quantize=eligible, weight_type=QuantType.QInt8)
     return {"method": "dynamic", "weight_type": "int8", "op_types": ops}
 
 

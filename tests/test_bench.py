@@ -33,3 +33,38 @@ def test_bench_runs_and_reports_ratios(tmp_path: Path) -> None:
     assert {row["model"] for row in rows} == {"digits", "mlp"}
     assert all(row["ratio_to_raw"] > 0 and row["calls"] >= 30 for row in rows)
     assert all(row["ratio_to_raw"] == 1.0 for row in rows if row["layer"] == "raw session.run")
+
+
+def test_compression_bench_reports_every_mode(tmp_path: Path) -> None:
+    out = tmp_path / "compression.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.compression",
+            "--quick",
+            "--seconds",
+            "0.01",
+            "--rounds",
+            "1",
+            "--batches",
+            "1",
+            "4",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = orjson.loads(out.read_bytes())["rows"]
+    assert {(r["mode"], r["batch"]) for r in rows} == {
+        (m, b) for m in ("none", "fp16", "int8-dynamic", "int8-static") for b in (1, 4)
+    }
+    static = [r for r in rows if r["mode"] == "int8-static"]
+    assert all(r["size_ratio"] <= 0.30 for r in static)
+    assert all(r["latency_ratio"] > 0 for r in rows)

@@ -117,7 +117,6 @@ def test_text_model_takes_strings(text: Trained, repo: Repository) -> None:
             "int8-static",
             "nothing to quantize: the model has no Conv, ConvTranspose, MatMul or Gemm",
         ),
-        ("cnn", "int8-dynamic", "int8-dynamic quantization left the model unchanged"),
         ("tabular", "fp16", "the fp16 conversion produced a model that cannot be served"),
         (
             "cnn",
