@@ -162,3 +162,24 @@ def test_force_publishes_and_the_manifest_records_it(cnn: Trained, repo: Reposit
 def test_thresholds_are_settings(cnn: Trained, repo: Repository) -> None:
     with pytest.raises(GateRefused, match="below the required 1.0100"):
         run(cnn, repo, "fp16", min_agreement=1.01)
+
+
+def test_every_published_manifest_carries_the_contract_fields(
+    cnn: Trained, text: Trained, repo: Repository, tmp_path: Path
+) -> None:
+    # Given manifests from every publishing path: a build with a parent, a plain build, `maas publish`
+    run(cnn, repo, "int8-static")
+    run(text, repo, "none")
+    from tests.conftest import publish
+    from tests.models import multi_io
+
+    publish(repo, "plain", multi_io())
+    # Then each carries sha256, size, metrics, source and its parent (None for a root artifact)
+    for name in repo.models():
+        for version in repo.versions(name):
+            doc = repo.manifest(name, version).to_dict()
+            assert len(doc["sha256"]) == 64 and doc["size_bytes"] > 0
+            assert isinstance(doc["metrics"], dict) and isinstance(doc["source"], dict)
+            assert "parent_version" in doc["source"]
+    assert repo.manifest("cnn", 2).source["parent_version"] == 1
+    assert repo.manifest("cnn", 1).source["parent_version"] is None
