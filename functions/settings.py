@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     alias_ttl_seconds: float = Field(
         30.0, ge=0, description="How long an alias resolution is reused"
     )
+    batch_chunk_rows: int = Field(4096, gt=0, description="Rows per chunk in batch jobs")
+    batch_max_input_bytes: int = Field(
+        2 * 1024**3, gt=0, description="Largest batch input file accepted"
+    )
     intra_op_threads: int | None = Field(
         None, gt=0, description="onnxruntime threads; default: usable CPUs"
     )

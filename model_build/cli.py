@@ -38,6 +38,7 @@ class HandlerKind(StrEnum):
     """Which Lambda handler `maas invoke` runs."""
 
     api = "api"
+    batch = "batch"
 
 
 def _repo(store: str) -> Repository:
@@ -233,7 +234,7 @@ def invoke(
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Run a Lambda handler in-process on EVENT and print its response."""
-    from model_build.lambda_local import invoke_api
+    from model_build.lambda_local import invoke_api, invoke_batch
 
     try:
         payload = orjson.loads(event.read_bytes())
@@ -242,10 +243,73 @@ def invoke(
     except orjson.JSONDecodeError as exc:
         raise MaasError(f"{event} is not JSON: {exc}") from None
     os.environ["MAAS_STORE"] = store
+    if handler is HandlerKind.batch:
+        from functions.batch.faults import TransientFault
+
+        try:
+            response = invoke_batch(payload)
+        except TransientFault as exc:
+            raise MaasError(f"transient failure (Lambda would retry): {exc}") from None
+        out.print_json(orjson.dumps(response).decode())
+        if response.get("batchItemFailures"):
+            raise typer.Exit(1)
+        return
     response = invoke_api(payload)
     out.print_json(orjson.dumps(response).decode())
     if int(response.get("statusCode", 500)) >= 400:
         raise typer.Exit(1)
+
+
+@app.command()
+def batch(
+    file: Annotated[Path, typer.Argument(help="A .npy, .npz, .jsonl or .csv file")],
+    model: Annotated[str, typer.Option(help="Model name")],
+    version: Annotated[str, typer.Option(help="Version number or alias")] = "latest",
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Result file (default: FILE.predictions.npz|jsonl)")
+    ] = None,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
+    """Score a local file in bounded chunks: the batch function's code, on your machine."""
+    from functions.batch.formats import FORMATS, output_suffix
+    from functions.batch.job import run_job
+    from functions.settings import Settings
+    from functions.wiring import build_registry
+
+    suffix = file.suffix.lower()
+    if suffix not in FORMATS:
+        raise MaasError(
+            f"unsupported file type {suffix or '(none)'!r}; use one of {', '.join(FORMATS)}"
+        )
+    settings = Settings(store=store)
+    registry = build_registry(settings)
+    resolved = registry.resolve(model, version)
+    runner = registry.runner(model, str(resolved))
+    fmt = output_suffix(suffix, runner.manifest.outputs)
+    target = out_path or file.with_name(f"{file.stem}.predictions{fmt}")
+    try:
+        with file.open("rb") as stream:
+            stats = run_job(
+                stream,
+                suffix=suffix,
+                runner=runner,
+                out=target,
+                chunk_rows=settings.batch_chunk_rows,
+            )
+    except OSError as exc:
+        raise MaasError(f"cannot read {file}: {exc.strerror or exc}") from None
+    summary = {
+        "input": str(file),
+        "model": model,
+        "version": resolved,
+        "artifact_sha256": runner.manifest.sha256,
+        "rows": stats.rows,
+        "chunks": stats.chunks,
+        "output": str(target),
+        "format": stats.output_format.lstrip("."),
+        "duration_seconds": round(stats.seconds, 3),
+    }
+    out.print_json(orjson.dumps(summary).decode())
 
 
 @app.command()

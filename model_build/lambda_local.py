@@ -37,3 +37,10 @@ def invoke_api(event: dict[str, Any]) -> dict[str, Any]:
     from functions.api.handler import handler
 
     return handler(event, LocalContext())
+
+
+def invoke_batch(event: dict[str, Any]) -> dict[str, Any]:
+    """Run the batch handler on `event` (SQS-wrapped or direct S3 notifications)."""
+    from functions.batch.handler import handler
+
+    return handler(event, LocalContext(function_name="maas-batch-local", timeout_seconds=900))

@@ -183,6 +183,13 @@ def parse_predict(body: bytes, inputs: tuple[TensorSpec, ...]) -> list[tuple[str
     instances = doc.get("instances")
     if not isinstance(instances, list) or not instances:
         raise InvalidInput("'instances' must be a non-empty list")
+    return instances_to_inputs(instances, inputs)
+
+
+def instances_to_inputs(
+    instances: list[Any], inputs: tuple[TensorSpec, ...]
+) -> list[tuple[str, Array]]:
+    """Rows (values, or objects keyed by input name) -> one array per input, a row per instance."""
     if all(isinstance(row, dict) for row in instances):
         columns: dict[str, list[Any]] = {spec.name: [] for spec in inputs}
         for row in instances:
@@ -212,15 +219,19 @@ def _column(spec: TensorSpec, values: list[Any]) -> Array:
 
 def encode_predict_response(outputs: dict[str, Array]) -> bytes:
     """Encode v1 predictions: one value per row, or one object per row for several outputs."""
+    return dumps({"predictions": prediction_rows(outputs)})
+
+
+def prediction_rows(outputs: dict[str, Array]) -> list[Any] | dict[str, list[Any]]:
+    """One value per row, one object per row for several outputs (columns if lengths differ)."""
     columns = {name: _rows(array) for name, array in outputs.items()}
     if len(columns) == 1:
-        return dumps({"predictions": next(iter(columns.values()))})
+        return next(iter(columns.values()))
     lengths = {len(rows) for rows in columns.values()}
     if len(lengths) != 1:
-        return dumps({"predictions": columns})
+        return columns
     count = lengths.pop()
-    rows = [{name: values[i] for name, values in columns.items()} for i in range(count)]
-    return dumps({"predictions": rows})
+    return [{name: values[i] for name, values in columns.items()} for i in range(count)]
 
 
 def _rows(array: Array) -> list[Any]:

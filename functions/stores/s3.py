@@ -15,7 +15,7 @@ from functions.core.errors import ObjectExists, ObjectNotFound, StoreUnavailable
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _TAKEN = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 # Short timeouts and few retries: a caller waiting on a model gets a clear 503 quickly.
-_CONFIG = Config(
+CLIENT_CONFIG = Config(
     connect_timeout=3, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"}
 )
 
@@ -31,7 +31,7 @@ class S3Store:
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self.client = client or boto3.client("s3", config=_CONFIG)
+        self.client = client or boto3.client("s3", config=CLIENT_CONFIG)
 
     def _key(self, key: str) -> str:
         return self.prefix + key

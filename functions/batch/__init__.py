@@ -1,0 +1,1 @@
+"""Batch inference on storage events: a file under inputs/ -> results under outputs/."""

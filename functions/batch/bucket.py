@@ -1,0 +1,98 @@
+"""The batch bucket on S3: conditional reads of inputs, writes of results (boto3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any, cast
+
+import boto3
+import orjson
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.stores.s3 import CLIENT_CONFIG
+
+from .faults import ObjectChanged, ObjectGone, TransientFault
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class BatchBucket:
+    """Reads inputs only as the event described them (If-Match on the ETag)."""
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client or boto3.client("s3", config=CLIENT_CONFIG)
+
+    def _fault(self, exc: Exception, bucket: str, key: str) -> Exception:
+        if isinstance(exc, ClientError):
+            code = _code(exc)
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return ObjectGone(f"s3://{bucket}/{key} no longer exists")
+            if code in ("PreconditionFailed", "412"):
+                return ObjectChanged(f"s3://{bucket}/{key} was replaced since its event")
+            return TransientFault(f"S3 {code or 'error'} on s3://{bucket}/{key}: {exc}")
+        return TransientFault(f"S3 unreachable for s3://{bucket}/{key}: {exc}")
+
+    def open(self, bucket: str, key: str, etag: str) -> IO[bytes]:
+        """A streaming body of the object, if it still has `etag`."""
+        try:
+            if etag:
+                body = self.client.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
+            else:
+                body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+            return cast(IO[bytes], body)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fault(exc, bucket, key) from None
+
+    def download(self, bucket: str, key: str, etag: str, dest: Path) -> None:
+        """Copy the object to a local file (for formats that need to seek: .npz)."""
+        body = self.open(bucket, key, etag)
+        try:
+            with dest.open("wb") as handle:
+                while block := body.read(1 << 20):
+                    handle.write(block)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fault(exc, bucket, key) from None
+
+    def read_json(self, bucket: str, key: str) -> dict[str, Any] | None:
+        """A small JSON object, or None if absent."""
+        try:
+            doc = orjson.loads(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except (ClientError, BotoCoreError) as exc:
+            fault = self._fault(exc, bucket, key)
+            if isinstance(fault, ObjectGone):
+                return None
+            raise fault from None
+        except orjson.JSONDecodeError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def put_json(self, bucket: str, key: str, doc: dict[str, Any]) -> None:
+        """Write a small JSON object."""
+        body = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+        self._put(
+            bucket,
+            key,
+            lambda: self.client.put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType="application/json"
+            ),
+        )
+
+    def upload(self, bucket: str, key: str, path: Path, content_type: str) -> None:
+        """Upload a result file (multipart when large)."""
+        self._put(
+            bucket,
+            key,
+            lambda: self.client.upload_file(
+                str(path), bucket, key, ExtraArgs={"ContentType": content_type}
+            ),
+        )
+
+    def _put(self, bucket: str, key: str, call: Any) -> None:
+        try:
+            call()
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fault(exc, bucket, key) from None
+        except Exception as exc:  # s3transfer wraps failures in its own types
+            raise TransientFault(f"upload of s3://{bucket}/{key} failed: {exc}") from None

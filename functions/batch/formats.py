@@ -1,0 +1,310 @@
+"""Batch file formats: chunked readers for .npy/.npz/.jsonl/.csv, writers for .npz/.jsonl.
+
+Memory stays bounded by the chunk size whatever the file size: arrays are read row range by row
+range from the stream, text formats line by line, and outputs are appended as chunks arrive.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterator
+from math import prod
+from pathlib import Path
+from typing import IO, Any, Final
+
+import numpy as np
+
+from functions.core.codec import Array, decode_json
+from functions.core.errors import InvalidInput
+from functions.core.manifest import TensorSpec
+from functions.core.oip import dumps, instances_to_inputs, prediction_rows
+
+FORMATS: Final = (".npy", ".npz", ".jsonl", ".csv")
+Chunk = dict[str, Array]
+
+
+class FormatError(InvalidInput):
+    """An input file that cannot be read as its format, or does not fit the model."""
+
+
+def output_suffix(suffix: str, outputs: tuple[TensorSpec, ...]) -> str:
+    """Arrays in: .npz out, unless an output is BYTES (no streamable strings in .npz): .jsonl."""
+    if suffix in (".npy", ".npz") and all(o.datatype != "BYTES" for o in outputs):
+        return ".npz"
+    return ".jsonl"
+
+
+def read_chunks(
+    stream: IO[bytes], suffix: str, inputs: tuple[TensorSpec, ...], chunk_rows: int
+) -> Iterator[Chunk]:
+    """Yield dicts of input arrays of at most `chunk_rows` rows."""
+    if suffix == ".npy":
+        if len(inputs) != 1:
+            names = ", ".join(repr(s.name) for s in inputs)
+            raise FormatError(f"a .npy file feeds one input; this model takes {names}: use .npz")
+        yield from _npy_chunks(stream, inputs[0].name, chunk_rows, "the .npy file")
+    elif suffix == ".npz":
+        yield from _npz_chunks(stream, inputs, chunk_rows)
+    elif suffix == ".jsonl":
+        yield from _jsonl_chunks(stream, inputs, chunk_rows)
+    elif suffix == ".csv":
+        yield from _csv_chunks(stream, inputs, chunk_rows)
+    else:
+        raise FormatError(f"unsupported file type {suffix!r}; use one of {', '.join(FORMATS)}")
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes:
+    parts: list[bytes] = []
+    left = size
+    while left > 0:
+        part = stream.read(left)
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+def _npy_header(stream: IO[bytes], what: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    fmt = np.lib.format
+    try:
+        major, _minor = fmt.read_magic(stream)
+        reader = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+        shape, fortran, dtype = reader(stream)
+    except ValueError as exc:
+        raise FormatError(f"{what} is not a valid .npy array: {exc}") from None
+    if dtype.hasobject:
+        raise FormatError(
+            f"{what} holds Python objects; only plain numeric or string arrays are read"
+        )
+    if fortran and len(shape) > 1:
+        raise FormatError(f"{what} is in Fortran order; save it in C order (np.save default)")
+    if not shape:
+        raise FormatError(f"{what} is a scalar; batch files need one row per example")
+    return tuple(shape), dtype
+
+
+def _npy_rows(stream: IO[bytes], chunk_rows: int, what: str) -> Iterator[Array]:
+    shape, dtype = _npy_header(stream, what)
+    row_bytes = prod(shape[1:]) * dtype.itemsize
+    done = 0
+    while done < shape[0]:
+        rows = min(chunk_rows, shape[0] - done)
+        raw = _read_exactly(stream, rows * row_bytes)
+        if len(raw) != rows * row_bytes:
+            raise FormatError(
+                f"{what} is truncated: {done + len(raw) // max(row_bytes, 1)} of {shape[0]} rows"
+            )
+        yield np.frombuffer(raw, dtype=dtype).reshape((rows, *shape[1:]))
+        done += rows
+
+
+def _npy_chunks(stream: IO[bytes], name: str, chunk_rows: int, what: str) -> Iterator[Chunk]:
+    for array in _npy_rows(stream, chunk_rows, what):
+        yield {name: array}
+
+
+def _npz_chunks(
+    stream: IO[bytes], inputs: tuple[TensorSpec, ...], chunk_rows: int
+) -> Iterator[Chunk]:
+    try:
+        archive = zipfile.ZipFile(stream)
+    except zipfile.BadZipFile as exc:
+        raise FormatError(f"the .npz file is not a zip archive: {exc}") from None
+    with archive:
+        members = {Path(n).stem: n for n in archive.namelist() if n.endswith(".npy")}
+        names = [s.name for s in inputs]
+        missing = [n for n in names if n not in members]
+        extra = sorted(set(members) - set(names))
+        if missing or extra:
+            raise FormatError(
+                "the .npz arrays do not match the model's inputs: "
+                + "; ".join(
+                    p
+                    for p in (
+                        f"missing {', '.join(map(repr, missing))}" if missing else "",
+                        f"unexpected {', '.join(map(repr, extra))}" if extra else "",
+                    )
+                    if p
+                )
+            )
+        readers = {
+            n: _npy_rows(archive.open(members[n]), chunk_rows, f"array '{n}' of the .npz file")  # noqa: SIM115
+            for n in names
+        }
+        while True:
+            chunk = {n: next(r, None) for n, r in readers.items()}
+            present = {n for n, a in chunk.items() if a is not None}
+            if not present:
+                return
+            sizes = {len(a) for a in chunk.values() if a is not None}
+            if present != set(names) or len(sizes) != 1:
+                raise FormatError("the .npz arrays have different numbers of rows")
+            yield {n: a for n, a in chunk.items() if a is not None}
+
+
+def _text(stream: IO[bytes]) -> io.TextIOWrapper:
+    return io.TextIOWrapper(stream, encoding="utf-8", newline="")
+
+
+def _jsonl_chunks(
+    stream: IO[bytes], inputs: tuple[TensorSpec, ...], chunk_rows: int
+) -> Iterator[Chunk]:
+    from functions.core.oip import loads
+
+    rows: list[Any] = []
+    first = 1
+    try:
+        for number, line in enumerate(_text(stream), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(loads(line.encode()))
+            except InvalidInput as exc:
+                raise FormatError(
+                    f"line {number} is not valid JSON: {str(exc).split(': ', 1)[-1]}"
+                ) from None
+            if len(rows) == chunk_rows:
+                yield _rows_to_chunk(rows, inputs, first)
+                rows, first = [], number + 1
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"the .jsonl file is not UTF-8 text: {exc}") from None
+    if rows:
+        yield _rows_to_chunk(rows, inputs, first)
+
+
+def _rows_to_chunk(rows: list[Any], inputs: tuple[TensorSpec, ...], first_line: int) -> Chunk:
+    try:
+        return dict(instances_to_inputs(rows, inputs))
+    except InvalidInput as exc:
+        raise FormatError(f"rows from line {first_line}: {exc}") from None
+
+
+def _csv_chunks(
+    stream: IO[bytes], inputs: tuple[TensorSpec, ...], chunk_rows: int
+) -> Iterator[Chunk]:
+    reader = csv.reader(_text(stream))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise FormatError("the .csv file is empty")
+        columns = _csv_columns(header, inputs)
+        rows: list[list[str]] = []
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise FormatError(
+                    f"line {reader.line_num} has {len(row)} fields, the header has {len(header)}"
+                )
+            rows.append(row)
+            if len(rows) == chunk_rows:
+                yield _csv_chunk(rows, columns, inputs, reader.line_num - len(rows) + 1)
+                rows = []
+        if rows:
+            yield _csv_chunk(rows, columns, inputs, reader.line_num - len(rows) + 1)
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"the .csv file is not UTF-8 text: {exc}") from None
+    except csv.Error as exc:
+        raise FormatError(f"the .csv file is malformed: {exc}") from None
+
+
+def _csv_columns(header: list[str], inputs: tuple[TensorSpec, ...]) -> dict[str, list[int]]:
+    """Which columns feed which input: a column per input by name, or all columns for one input."""
+    if all(s.name in header for s in inputs) and all(
+        len(s.shape) <= 2 and s.shape[1:] in ((), (1,)) for s in inputs
+    ):
+        return {s.name: [header.index(s.name)] for s in inputs}
+    if len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].shape[1] in (-1, len(header)):
+        return {inputs[0].name: list(range(len(header)))}
+    wanted = ", ".join(f"'{s.name}' {list(s.shape)}" for s in inputs)
+    raise FormatError(
+        f"the .csv columns {header[:8]}{'...' if len(header) > 8 else ''} do not fit the model's "
+        f"inputs ({wanted}): use a column named after each input, or one column per feature "
+        "of a single [-1, features] input"
+    )
+
+
+def _csv_chunk(
+    rows: list[list[str]], columns: dict[str, list[int]], inputs: tuple[TensorSpec, ...], first: int
+) -> Chunk:
+    chunk: Chunk = {}
+    for spec in inputs:
+        picked = [[row[i] for i in columns[spec.name]] for row in rows]
+        if spec.datatype != "BYTES":
+            try:
+                values: Any = np.asarray(picked, dtype=np.float64)
+            except ValueError as exc:
+                raise FormatError(f"input '{spec.name}', rows from line {first}: {exc}") from None
+            data: list[Any] = values.tolist()
+        else:
+            data = picked
+        shape = [len(rows), *([len(columns[spec.name])] if len(spec.shape) == 2 else [])]
+        flat = [v for row in data for v in row]
+        try:
+            chunk[spec.name] = decode_json(spec.name, spec.datatype, shape, flat)
+        except InvalidInput as exc:
+            raise FormatError(f"rows from line {first}: {exc}") from None
+    return chunk
+
+
+class JsonlWriter:
+    """Predictions as JSON lines: one value (or one object per output) per input row."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = path.open("wb")
+
+    def write(self, outputs: dict[str, Array]) -> None:
+        """Append one chunk's predictions."""
+        rows = prediction_rows(outputs)
+        if isinstance(rows, dict):
+            raise FormatError("the model's outputs have different numbers of rows; use .npz")
+        self._handle.write(b"".join(dumps(row) + b"\n" for row in rows))
+
+    def close(self) -> None:
+        """Finish the file."""
+        self._handle.close()
+
+
+class NpzWriter:
+    """Named output arrays in an .npz, written chunk by chunk (each staged as its own .npy)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._staged: dict[str, tuple[Path, Any, tuple[int, ...], np.dtype[Any]]] = {}
+        self._rows = 0
+
+    def write(self, outputs: dict[str, Array]) -> None:
+        """Append one chunk's outputs."""
+        for name, array in outputs.items():
+            if name not in self._staged:
+                staged = self.path.with_name(f"{self.path.name}.{len(self._staged)}.part")
+                handle = staged.open("wb")
+                self._staged[name] = (staged, handle, tuple(array.shape[1:]), array.dtype)
+            _, handle, _, _ = self._staged[name]
+            handle.write(np.ascontiguousarray(array).tobytes())
+        self._rows += len(next(iter(outputs.values())))
+
+    def close(self) -> None:
+        """Write each staged array with its final header into the .npz."""
+        with zipfile.ZipFile(
+            self.path, "w", compression=zipfile.ZIP_STORED, allowZip64=True
+        ) as archive:
+            for name, (staged, handle, tail, dtype) in self._staged.items():
+                handle.close()
+                header = {
+                    "descr": np.lib.format.dtype_to_descr(dtype),
+                    "fortran_order": False,
+                    "shape": (self._rows, *tail),
+                }
+                with (
+                    archive.open(f"{name}.npy", "w", force_zip64=True) as member,
+                    staged.open("rb") as body,
+                ):
+                    np.lib.format.write_array_header_2_0(member, header)
+                    while block := body.read(1 << 20):
+                        member.write(block)
+                staged.unlink()
