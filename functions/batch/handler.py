@@ -30,7 +30,9 @@ objects = ObjectProcessor(
     chunk_rows=settings.batch_chunk_rows,
     max_input_bytes=settings.batch_max_input_bytes,
 )
-sqs_batch = BatchProcessor(event_type=EventType.SQS)
+# Report every failed message as an item failure, even when all of them failed, rather than
+# failing the invocation: SQS retries exactly those messages either way, and the response says which.
+sqs_batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def process_s3_event(event: S3Event) -> list[Outcome]:

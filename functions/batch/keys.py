@@ -25,6 +25,14 @@ class InputKey:
         """The file type, lower case (`.csv`)."""
         return PurePosixPath(self.path).suffix.lower()
 
+    def check_format(self) -> None:
+        """Raise InvalidInput unless the file type is one the batch function reads."""
+        if self.suffix not in FORMATS:
+            kind = self.suffix or "(none)"
+            raise InvalidInput(
+                f"unsupported file type {kind!r} for {self.key!r}; use one of {', '.join(FORMATS)}"
+            )
+
     def output(self, version: int, suffix: str) -> str:
         """`outputs/{model}/{version}/{path}` with the output file type."""
         stem = str(PurePosixPath(self.path).with_suffix(suffix))
@@ -53,13 +61,7 @@ def parse_input_key(key: str) -> InputKey:
     parse_ref(ref)
     if any(p in ("", ".", "..") for p in path.split("/")):
         raise InvalidInput(f"key {key!r} has an empty, '.' or '..' path segment")
-    parsed = InputKey(key=key, model=model, ref=ref, path=path)
-    if parsed.suffix not in FORMATS:
-        kind = parsed.suffix or "(none)"
-        raise InvalidInput(
-            f"unsupported file type {kind!r} for {key!r}; use one of {', '.join(FORMATS)}"
-        )
-    return parsed
+    return InputKey(key=key, model=model, ref=ref, path=path)
 
 
 def error_key_for_unparsed(key: str) -> str:

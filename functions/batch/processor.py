@@ -67,6 +67,7 @@ class ObjectProcessor:
         return outcome
 
     def _run(self, bucket: str, parsed: InputKey, etag: str, size: int) -> Outcome:
+        parsed.check_format()
         if size > self.max_input_bytes:
             raise PayloadTooLarge(
                 f"the file is {size} bytes, over the batch limit of {self.max_input_bytes} "
