@@ -30,6 +30,7 @@ unit: $(STAMP)
 bench: $(STAMP)  ## every layer as a ratio to raw onnxruntime, in one run
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.compression
+	$(BIN)/python -m bench.batch
 
 clean:
 	rm -rf $(VENV) .maas .pytest_cache .mypy_cache .ruff_cache

@@ -68,3 +68,32 @@ def test_compression_bench_reports_every_mode(tmp_path: Path) -> None:
     static = [r for r in rows if r["mode"] == "int8-static"]
     assert all(r["size_ratio"] <= 0.30 for r in static)
     assert all(r["latency_ratio"] > 0 for r in rows)
+
+
+def test_batch_bench_runs_every_path(tmp_path: Path) -> None:
+    out = tmp_path / "batch.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.batch",
+            "--rows",
+            "3000",
+            "--chunk-rows",
+            "1000",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = orjson.loads(out.read_bytes())["rows"]
+    assert [r["path"] for r in rows][:3] == [
+        "raw onnxruntime (in memory)",
+        "batch job (local file -> .npz)",
+        "batch handler via SQS event, S3 (moto) in and out",
+    ]
+    assert all(r["rows_per_s"] > 0 for r in rows)

@@ -31,7 +31,7 @@ objects = ObjectProcessor(
     max_input_bytes=settings.batch_max_input_bytes,
 )
 # Report every failed message as an item failure, even when all of them failed, rather than
-# failing the invocation: SQS retries exactly those messages either way, and the response says which.
+# failing the invocation: SQS retries exactly those messages either way; the response names them.
 sqs_batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 

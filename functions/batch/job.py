@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -30,14 +31,20 @@ def run_job(
     fmt = output_suffix(suffix, runner.manifest.outputs)
     writer = NpzWriter(out) if fmt == ".npz" else JsonlWriter(out)
     rows = chunks = 0
-    try:
-        for chunk in read_chunks(stream, suffix, runner.manifest.inputs, chunk_rows):
-            outputs = runner.run(list(chunk.items()))
-            writer.write(outputs)
-            rows += len(next(iter(chunk.values())))
-            chunks += 1
-    finally:
-        writer.close()
+    source = read_chunks(stream, suffix, runner.manifest.inputs, chunk_rows)
+    # Read ahead by one chunk on a second thread: the read (network, decoding) overlaps with
+    # onnxruntime's run, which releases the GIL. At most two chunks are in memory at once.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="maas-read") as reader:
+        pending = reader.submit(next, source, None)
+        try:
+            while (chunk := pending.result()) is not None:
+                pending = reader.submit(next, source, None)
+                writer.write(runner.run(list(chunk.items())))
+                rows += len(next(iter(chunk.values())))
+                chunks += 1
+        finally:
+            pending.cancel()
+            writer.close()
     if rows == 0:
         raise FormatError("the file has no rows")
     return JobStats(
