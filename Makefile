@@ -4,18 +4,26 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench synth clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[build,dev]'
+	$(BIN)/pip install --quiet -e '.[build,dev,infra]'
 	touch $(STAMP)
 
 demo: $(STAMP)  ## train, publish, serve and call a real model end to end
 	$(BIN)/maas demo
 
-test: $(STAMP) lint typecheck unit  ## ruff, mypy, then every test (warnings are errors)
+test: $(STAMP) node_modules/.installed lint typecheck unit  ## ruff, mypy, every test (warnings are errors)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch node_modules/.installed
+
+synth: $(STAMP) node_modules/.installed  ## cdk.out: templates and the bundled asset, offline
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx cdk synth --quiet
+	$(BIN)/cfn-lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,4 +41,4 @@ bench: $(STAMP)  ## every layer as a ratio to raw onnxruntime, in one run
 	$(BIN)/python -m bench.batch
 
 clean:
-	rm -rf $(VENV) .maas .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .maas .pytest_cache .mypy_cache .ruff_cache cdk.out node_modules

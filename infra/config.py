@@ -1,0 +1,117 @@
+"""The app's configuration: CDK context keys `maas:*`, typed, defaulted and validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Final
+
+from constructs import Node
+
+ARCHITECTURES: Final = ("x86_64", "arm64")
+AUTH: Final = ("iam", "jwt")
+GPU_MODES: Final = ("async", "realtime")
+
+
+class ConfigError(ValueError):
+    """A context value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class MaasConfig:
+    """Every knob of the stack. Each field is the context key `maas:<camelCase name>`."""
+
+    architecture: str = "x86_64"
+    api_memory_mb: int = 2048
+    api_timeout_seconds: int = 29
+    batch_memory_mb: int = 3008
+    batch_timeout_seconds: int = 900
+    batch_ephemeral_mb: int = 4096
+    batch_chunk_rows: int = 4096
+    reserved_concurrency: int | None = None
+    provisioned_concurrency: int = 0
+    snap_start: bool = False
+    auth: str = "iam"
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    throttle_rate: int = 100
+    throttle_burst: int = 200
+    preload_models: str = ""
+    heavy_cpu: bool = False
+    heavy_cpu_memory_mb: int = 10240
+    gpu: bool = False
+    gpu_mode: str = "async"
+    gpu_instance_type: str = "ml.g5.xlarge"
+    gpu_max_instances: int = 2
+    log_retention_days: int = 90
+    bundling: bool = True
+
+    @classmethod
+    def from_context(cls, node: Node) -> MaasConfig:
+        """Read `maas:*` context (cdk.json, `-c key=value`), converting the CLI's strings."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = "maas:" + _camel(f.name)
+            raw = node.try_get_context(key)
+            if raw is not None:
+                values[f.name] = _convert(key, raw, f.type)
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first unusable value."""
+        _choice("maas:architecture", self.architecture, ARCHITECTURES)
+        _choice("maas:auth", self.auth, AUTH)
+        _choice("maas:gpuMode", self.gpu_mode, GPU_MODES)
+        if self.auth == "jwt" and not (self.jwt_issuer and self.jwt_audience):
+            raise ConfigError("maas:auth=jwt needs maas:jwtIssuer and maas:jwtAudience")
+        if not 128 <= self.api_memory_mb <= 10240 or not 128 <= self.batch_memory_mb <= 10240:
+            raise ConfigError("Lambda memory must be between 128 and 10240 MB")
+        if not 1 <= self.api_timeout_seconds <= 29:
+            raise ConfigError(
+                "maas:apiTimeoutSeconds must be 1-29 (API Gateway waits at most 30 s)"
+            )
+        if not 1 <= self.batch_timeout_seconds <= 900:
+            raise ConfigError("maas:batchTimeoutSeconds must be 1-900")
+        if not 512 <= self.batch_ephemeral_mb <= 10240:
+            raise ConfigError("maas:batchEphemeralMb must be 512-10240")
+        if self.snap_start and self.provisioned_concurrency:
+            raise ConfigError("choose maas:snapStart or maas:provisionedConcurrency, not both")
+        if self.provisioned_concurrency < 0 or self.gpu_max_instances < 1:
+            raise ConfigError("concurrency and instance counts must be positive")
+
+    @property
+    def preload(self) -> list[str]:
+        """Models the API function loads while it initializes (`name:ref`, comma-separated)."""
+        return [m.strip() for m in self.preload_models.split(",") if m.strip()]
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    special = {"mb": "Mb", "gpu": "Gpu", "jwt": "Jwt", "cpu": "Cpu"}
+    return head + "".join(special.get(p, p.capitalize()) for p in rest)
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _convert(key: str, raw: Any, kind: Any) -> Any:
+    text = str(kind)
+    try:
+        if "bool" in text:
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("true", "1", "yes", "on"):
+                return True
+            if str(raw).lower() in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if "int" in text:
+            return int(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"context {key}={raw!r} is not a valid {text.replace(' | None', '')}"
+        ) from None

@@ -1,0 +1,91 @@
+"""The stack: wires the constructs, grants what crosses them, and outputs what users need."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from .api import GpuForwarding, ModelApi
+from .batch import BatchPipeline
+from .bundling import function_code
+from .config import MaasConfig
+from .container import HeavyCpuFunction
+from .gpu import ASYNC_PREFIX, GpuEndpoint
+from .grants import write_prefix
+from .nag import acknowledge
+from .storage import Storage
+
+
+class MaasStack(Stack):
+    """Storage, API, batch pipeline, and the optional heavy-CPU and GPU variants."""
+
+    def __init__(self, scope: Construct, id: str, *, config: MaasConfig, **kwargs: Any) -> None:
+        super().__init__(
+            scope, id, description="serverless-maas: ONNX models as a service", **kwargs
+        )
+        self.config = config
+        storage = Storage(self, "Storage", log_retention_days=config.log_retention_days)
+        code = function_code(architecture=config.architecture, install=config.bundling)
+        self.gpu = (
+            GpuEndpoint(self, "Gpu", config=config, models=storage.models, io=storage.batch)
+            if config.gpu
+            else None
+        )
+        forwarding = None
+        if self.gpu is not None:
+            forwarding = GpuForwarding(self.gpu.endpoint_name, self.gpu.mode, self.gpu.async_input)
+        self.api = ModelApi(
+            self, "Api", code=code, config=config, models=storage.models, gpu=forwarding
+        )
+        self.batch = BatchPipeline(
+            self, "Batch", code=code, config=config, bucket=storage.batch, models=storage.models
+        )
+        if self.gpu is not None:
+            self.api.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointAsync"],
+                    resources=[self.gpu.endpoint_arn],
+                )
+            )
+            write_prefix(self.api.function, storage.batch, f"{ASYNC_PREFIX}/inputs/")
+        self.heavy = None
+        if config.heavy_cpu:
+            self.heavy = HeavyCpuFunction(self, "Heavy", config=config, models=storage.models)
+            self.api.http_api.add_routes(
+                path=f"{HeavyCpuFunction.BASE_PATH}/{{proxy+}}",
+                methods=[apigwv2.HttpMethod.ANY],
+                integration=integrations.HttpLambdaIntegration("HeavyServe", self.heavy.function),
+            )
+        self.storage = storage
+        CfnOutput(
+            self,
+            "ApiUrl",
+            value=self.api.http_api.api_endpoint,
+            description="HTTPS endpoint (IAM/SigV4 or JWT)",
+        )
+        CfnOutput(
+            self,
+            "ModelStore",
+            value=f"s3://{storage.models.bucket_name}",
+            description="MAAS_STORE for `maas publish`",
+        )
+        CfnOutput(
+            self,
+            "BatchBucket",
+            value=storage.batch.bucket_name,
+            description="upload under inputs/{model}/{version}/",
+        )
+        CfnOutput(self, "DeadLetterQueue", value=self.batch.dead_letters.queue_url)
+        if self.gpu is not None:
+            CfnOutput(self, "GpuEndpoint", value=self.gpu.endpoint_name)
+        acknowledge(
+            self,
+            {"models": storage.models, "batch": storage.batch},
+            gpu=self.gpu is not None,
+            snap_start=config.snap_start,
+        )
