@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     batch_max_input_bytes: int = Field(
         2 * 1024**3, gt=0, description="Largest batch input file accepted"
     )
+    preload: str = Field("", description="Models loaded at start: name:ref,name:ref")
+    api_base_path: str = Field("/", description="Path prefix API Gateway routes to this function")
+    device: str = Field(
+        "cpu", pattern="^(cpu|cuda)$", description="cuda: CUDA provider, CPU fallback"
+    )
+    gpu_endpoint: str | None = Field(
+        None, description="SageMaker endpoint for models with target gpu"
+    )
+    gpu_mode: str = Field("async", pattern="^(async|realtime)$", description="How it is invoked")
+    gpu_async_input: str | None = Field(None, description="s3://bucket/prefix for async requests")
     intra_op_threads: int | None = Field(
         None, gt=0, description="onnxruntime threads; default: usable CPUs"
     )

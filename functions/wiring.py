@@ -15,7 +15,25 @@ def build_registry(settings: Settings) -> Registry:
     return Registry(
         repository=Repository(open_store(settings.store)),
         cache=ArtifactCache(settings.cache_dir),
-        session_factory=OrtSessionFactory(intra_op_threads=settings.intra_op_threads),
+        session_factory=OrtSessionFactory(
+            intra_op_threads=settings.intra_op_threads, device=settings.device
+        ),
         max_models=settings.max_models,
         alias_ttl=settings.alias_ttl_seconds,
     )
+
+
+def preload(registry: Registry, spec: str) -> list[str]:
+    """Load `name:ref,...` now (at init, so the first request does not pay); return failures."""
+    from functions.core.errors import MaasError
+
+    failures = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        name, _, ref = item.partition(":")
+        try:
+            registry.runner(name, ref or "latest")
+        except MaasError as exc:  # a broken preload must not stop the function from serving others
+            failures.append(f"{item}: {exc}")
+    return failures

@@ -31,6 +31,7 @@ def run_build(
     thresholds: Thresholds,
     quick: bool,
     console: Console,
+    target: str = "cpu",
 ) -> BuildResult:
     """Train (or load), build, gate and publish; print progress and the summary."""
     check_mode(mode)
@@ -46,6 +47,7 @@ def run_build(
             thresholds=thresholds,
             alias=alias,
             latency_seconds=0.4 if quick else 2.0,
+            target=target,
             step=lambda text: progress.update(task, description=text),
         )
         progress.update(task, description="done", total=1, completed=1)

@@ -56,6 +56,9 @@ def publish(
     label: Annotated[
         list[str] | None, typer.Option("--label", help="KEY=VALUE, repeatable")
     ] = None,
+    target: Annotated[
+        str, typer.Option(help="cpu (the Lambda functions) or gpu (the GPU endpoint)")
+    ] = "cpu",
 ) -> None:
     """Publish MODEL as the next version of NAME and print the version."""
     from model_build.inspect_onnx import ArtifactError, manifest_for
@@ -65,7 +68,7 @@ def publish(
     except OSError as exc:
         raise ArtifactError(f"cannot read {model}: {exc.strerror or exc}") from None
     labels = dict(_pair(item) for item in label or [])
-    manifest, warnings = manifest_for(artifact, name=name, labels=labels)
+    manifest, warnings = manifest_for(artifact, name=name, labels=labels, target=target)
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {warning}")
     repo = _repo(store)
@@ -117,6 +120,9 @@ def build_command(
         bool, typer.Option(help="Publish even if the gate refuses (recorded)")
     ] = False,
     quick: Annotated[bool, typer.Option(help="Train briefly (for tests and trials)")] = False,
+    target: Annotated[
+        str, typer.Option(help="cpu (the Lambda functions) or gpu (the GPU endpoint)")
+    ] = "cpu",
 ) -> None:
     """Train (or load), optimize, quantize, validate against fp32 and publish a model."""
     from model_build.build_cli import run_build
@@ -134,6 +140,7 @@ def build_command(
         thresholds=Thresholds(min_agreement, max_accuracy_drop, force),
         quick=quick,
         console=err,
+        target=target,
     )
     out.print(result.candidate.version)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from functions.core.datatypes import ONNX_TO_OIP
 from functions.core.errors import MaasError
-from functions.core.manifest import Manifest, TensorSpec
+from functions.core.manifest import TARGETS, Manifest, TensorSpec
 from functions.core.names import check_name
 
 
@@ -37,12 +37,15 @@ def manifest_for(
     source: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     labels: dict[str, str] | None = None,
+    target: str = "cpu",
 ) -> tuple[Manifest, list[str]]:
     """Check that `artifact` is a loadable ONNX model; return its manifest and any warnings."""
     import onnx
     import onnxruntime as ort
 
     check_name(name)
+    if target not in TARGETS:
+        raise ArtifactError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     try:
         model = onnx.load_model_from_string(artifact)
         onnx.checker.check_model(model)
@@ -85,6 +88,7 @@ def manifest_for(
         outputs=outputs,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         quantization=quantization,
+        target=target,
         source={**meta, **(source or {})},
         metrics=dict(metrics or {}),
         labels=dict(labels or {}),

@@ -42,6 +42,7 @@ def build(
     labels: dict[str, str] | None = None,
     latency_seconds: float = 1.0,
     step: Step = lambda _: None,
+    target: str = "cpu",
 ) -> BuildResult:
     """Compress `trained` per `mode`, judge it, and publish it (with its fp32 parent if new)."""
     check_mode(mode)
@@ -94,7 +95,7 @@ def build(
             published_parent = True
         source["parent_version"] = parent.version
         source["parent_sha256"] = parent.sha256
-    final = _publish(repo, name, candidate, mode, source, verdict.metrics, labels)
+    final = _publish(repo, name, candidate, mode, source, verdict.metrics, labels, target)
     for each in alias or []:
         repo.set_alias(name, each, final.version)
     return BuildResult(final, parent, published_parent, verdict)
@@ -124,8 +125,15 @@ def _publish(
     source: dict[str, Any],
     metrics: dict[str, Any],
     labels: dict[str, str] | None,
+    target: str = "cpu",
 ) -> Manifest:
     manifest, _ = manifest_for(
-        artifact, name=name, quantization=mode, source=source, metrics=metrics, labels=labels
+        artifact,
+        name=name,
+        quantization=mode,
+        source=source,
+        metrics=metrics,
+        labels=labels,
+        target=target,
     )
     return repo.publish(manifest, artifact)

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from functions import __version__
 from functions.core.dataplane import DataPlane
+from functions.core.forwarding import Forwarder
 from functions.core.registry import Registry
 from functions.settings import Settings
 
@@ -17,17 +18,24 @@ from .schemas import REQUEST_MODELS, ErrorResponse
 ERROR_REF = "#/components/schemas/ErrorResponse"
 
 
-def create_app(*, registry: Registry, settings: Settings, inline: bool = False) -> FastAPI:
+def create_app(
+    *,
+    registry: Registry,
+    settings: Settings,
+    inline: bool = False,
+    forwarder: Forwarder | None = None,
+) -> FastAPI:
     """The serving app over `registry`; the same app runs under Mangum and uvicorn.
 
     `inline` runs inference on the event loop: right for Lambda (one request at a time).
+    `forwarder` sends requests for GPU-target models to the GPU endpoint.
     """
     app = FastAPI(
         title="serverless-maas",
         version=__version__,
         summary="ONNX models served with the Open Inference Protocol v2 (and a simple v1 predict).",
     )
-    app.state.dataplane = DataPlane(registry, version=__version__)
+    app.state.dataplane = DataPlane(registry, version=__version__, forwarder=forwarder)
     app.state.settings = settings
     app.state.inline = inline
     app.include_router(routes_v2.router)

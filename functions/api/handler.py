@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from mangum import Mangum
 
 from functions.api.app import create_app
+from functions.api.forward import build_forwarder
 from functions.settings import get_settings
-from functions.wiring import build_registry
+from functions.wiring import build_registry, preload
 
 settings = get_settings()
 registry = build_registry(settings)
-app = create_app(registry=registry, settings=settings, inline=True)
+for failure in preload(registry, settings.preload):
+    logging.getLogger("maas.api").warning("preload failed: %s", failure)
+app = create_app(
+    registry=registry, settings=settings, inline=True, forwarder=build_forwarder(settings)
+)
 # lifespan off: Mangum would otherwise run the ASGI lifespan on every invocation.
-_adapter = Mangum(app, lifespan="off")
+_adapter = Mangum(app, lifespan="off", api_gateway_base_path=settings.api_base_path)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

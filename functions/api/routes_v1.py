@@ -48,5 +48,10 @@ async def run_predict(
     request: Request, plane: DataPlane, body: bytes, name: str, version: str
 ) -> Response:
     """Run off the event loop (see offload)."""
+    forwarded = await offload(
+        request, lambda: plane.forward(name, version, body, None, protocol="v1")
+    )
+    if forwarded is not None:
+        return Response(forwarded.body, status_code=forwarded.status, headers=forwarded.headers)
     content = await offload(request, lambda: plane.predict(name, version, body))
     return Response(content, media_type="application/json")

@@ -118,6 +118,9 @@ async def run_infer(
 ) -> Response:
     """Run off the event loop (see offload) and pick the response type."""
     length_in = header_length(request)
+    forwarded = await offload(request, lambda: plane.forward(name, version, body, length_in))
+    if forwarded is not None:
+        return Response(forwarded.body, status_code=forwarded.status, headers=forwarded.headers)
     content, length = await offload(request, lambda: plane.infer(name, version, body, length_in))
     if length is None:
         return Response(content, media_type="application/json")

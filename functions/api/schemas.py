@@ -53,6 +53,14 @@ class TensorMetadata(BaseModel):
     shape: list[int]
 
 
+class ModelParameters(BaseModel):
+    """Extra metadata: where the model is meant to run and on which provider it runs here."""
+
+    target: Literal["cpu", "gpu"]
+    quantization: str
+    execution_provider: str
+
+
 class ModelMetadata(BaseModel):
     """`GET /v2/models/{name}[/versions/{version}]`."""
 
@@ -61,6 +69,7 @@ class ModelMetadata(BaseModel):
     platform: str
     inputs: list[TensorMetadata]
     outputs: list[TensorMetadata]
+    parameters: ModelParameters
 
 
 class ModelReady(BaseModel):
@@ -69,6 +78,7 @@ class ModelReady(BaseModel):
     name: str
     version: str
     ready: bool
+    execution_provider: str
 
 
 class RequestInput(BaseModel):

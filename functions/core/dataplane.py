@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import StoreUnavailable
+from .forwarding import Forwarded, Forwarder
 from .names import check_name
 from .oip import encode_infer_response, encode_predict_response, parse_infer, parse_predict
 from .registry import Registry
@@ -16,9 +17,25 @@ PLATFORM = "onnxruntime_onnx"
 class DataPlane:
     """Open Inference Protocol v2 and v1 operations over a registry."""
 
-    def __init__(self, registry: Registry, *, version: str) -> None:
+    def __init__(
+        self, registry: Registry, *, version: str, forwarder: Forwarder | None = None
+    ) -> None:
         self.registry = registry
         self.version = version
+        self.forwarder = forwarder
+
+    def forward(
+        self, name: str, ref: str, body: bytes, header_length: int | None, *, protocol: str = "v2"
+    ) -> Forwarded | None:
+        """Send the request to the GPU endpoint if the model targets it; None to serve here."""
+        if self.forwarder is None:
+            return None
+        manifest = self.registry.manifest(name, ref)
+        if manifest.target != "gpu":
+            return None
+        return self.forwarder.forward(
+            manifest, protocol=protocol, body=body, header_length=header_length
+        )
 
     def server_metadata(self) -> dict[str, Any]:
         """`GET /v2`."""
@@ -39,13 +56,21 @@ class DataPlane:
     def model_metadata(self, name: str, ref: str) -> dict[str, Any]:
         """`GET /v2/models/{name}[/versions/{ref}]` from the manifest (no session needed)."""
         manifest = self.registry.manifest(name, ref)
-        return {
+        doc: dict[str, Any] = {
             "name": manifest.name,
             "versions": [str(manifest.version)],
             "platform": PLATFORM,
             "inputs": [t.to_dict() for t in manifest.inputs],
             "outputs": [t.to_dict() for t in manifest.outputs],
         }
+        runner = self.registry.loaded_runner(manifest.name, manifest.version)
+        doc["parameters"] = {
+            "target": manifest.target,
+            "quantization": manifest.quantization,
+            # The provider sessions are created on; once loaded, the one onnxruntime really uses.
+            "execution_provider": runner.provider if runner else self.registry.planned_provider(),
+        }
+        return doc
 
     def model_ready(self, name: str, ref: str) -> dict[str, Any]:
         """`GET .../ready`: loads the model; errors say why it cannot be."""
@@ -54,6 +79,7 @@ class DataPlane:
             "name": runner.manifest.name,
             "version": str(runner.manifest.version),
             "ready": True,
+            "execution_provider": runner.provider,
         }
 
     def infer(

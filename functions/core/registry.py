@@ -105,6 +105,16 @@ class Registry:
                         self._runners.popitem(last=False)
         return runner
 
+    def loaded_runner(self, name: str, version: int) -> Runner | None:
+        """The runner if this container has loaded that version (no loading, no store call)."""
+        with self._lock:
+            return self._runners.get((name, version))
+
+    def planned_provider(self) -> str:
+        """The execution provider sessions are created on first (before any is loaded)."""
+        providers = getattr(self.session_factory, "providers", None)
+        return str(providers()[0]) if callable(providers) else "CPUExecutionProvider"
+
     def loaded(self) -> list[Key]:
         """The (name, version) pairs with a session in this container, least recent first."""
         with self._lock:

@@ -17,21 +17,34 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class OrtSessionFactory:
-    """Creates CPU onnxruntime sessions with a bounded intra-op thread pool."""
+PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    # CUDA first; onnxruntime falls back to the CPU for what CUDA cannot run (or if it is absent).
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+}
 
-    def __init__(self, *, intra_op_threads: int | None = None) -> None:
+
+class OrtSessionFactory:
+    """Creates onnxruntime sessions with a bounded intra-op thread pool on the chosen device."""
+
+    def __init__(self, *, intra_op_threads: int | None = None, device: str = "cpu") -> None:
         self.intra_op_threads = intra_op_threads or usable_cpus()
+        self.device = device
+
+    def providers(self) -> list[str]:
+        """The providers to ask for: only those this onnxruntime build has."""
+        import onnxruntime as ort
+
+        available = set(ort.get_available_providers())
+        return [p for p in PROVIDERS[self.device] if p in available] or ["CPUExecutionProvider"]
 
     def __call__(self, path: Path, manifest: Manifest) -> tuple[Session, str]:
-        """Create a session on the CPU provider."""
+        """Create a session; return it with the provider actually in use."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        return session, "CPUExecutionProvider"
+        session = ort.InferenceSession(str(path), sess_options=options, providers=self.providers())
+        return session, session.get_providers()[0]

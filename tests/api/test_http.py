@@ -34,7 +34,10 @@ def test_server_metadata_and_health(http: httpx.Client) -> None:
     "path", ["/v2/models/digits", "/v2/models/digits/versions/1", "/v2/models/digits/versions/prod"]
 )
 def test_model_metadata_by_latest_version_or_alias(http: httpx.Client, path: str) -> None:
-    assert http.get(path).json() == {
+    doc = http.get(path).json()
+    parameters = doc.pop("parameters")
+    assert parameters["target"] == "cpu" and parameters["quantization"] == "none"
+    assert doc == {
         "name": "digits",
         "versions": ["1"],
         "platform": "onnxruntime_onnx",
@@ -46,11 +49,22 @@ def test_model_metadata_by_latest_version_or_alias(http: httpx.Client, path: str
     }
 
 
+def test_metadata_reports_the_execution_provider_once_loaded(http: httpx.Client) -> None:
+    http.get("/v2/models/digits/ready")
+    parameters = http.get("/v2/models/digits").json()["parameters"]
+    assert parameters == {
+        "target": "cpu",
+        "quantization": "none",
+        "execution_provider": "CPUExecutionProvider",
+    }
+
+
 def test_model_ready(http: httpx.Client) -> None:
     assert http.get("/v2/models/digits/versions/prod/ready").json() == {
         "name": "digits",
         "version": "1",
         "ready": True,
+        "execution_provider": "CPUExecutionProvider",
     }
     assert http.get("/v2/models/multi/ready").status_code == 200
 

@@ -155,7 +155,12 @@ def test_serve_answers_over_http(served_store: Path, tmp_path: Path) -> None:
             except httpx.HTTPError:
                 assert time.monotonic() < deadline, "maas serve did not start"
                 time.sleep(0.2)
-        assert response.json() == {"name": "digits", "version": "1", "ready": True}
+        assert response.json() == {
+            "name": "digits",
+            "version": "1",
+            "ready": True,
+            "execution_provider": "CPUExecutionProvider",
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=15)
