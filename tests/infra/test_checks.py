@@ -1,0 +1,134 @@
+"""cdk-nag (no open findings, every acknowledgement reasoned), cfn-lint, bundling, the CLI, config."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.bundling import STRIP, asset_size, copy_functions, install_requirements
+from infra.config import ConfigError
+from tests.conftest import ROOT
+from tests.infra.conftest import VARIANTS, synth
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cdk_nag_has_no_open_findings(variant: str) -> None:
+    # Synthesis itself fails on an open finding (cdk-nag runs as a validation plugin).
+    report = json.loads((synth(**VARIANTS[variant]).outdir / "validation-report.json").read_text())
+    [nag] = report["pluginReports"]
+    assert (nag["pluginName"], nag["conclusion"], nag["violations"]) == (
+        "AwsSolutions",
+        "success",
+        [],
+    )
+    for suppressed in nag["suppressedViolations"]:
+        assert len(suppressed["reason"]) > 40, suppressed
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cfn_lint_reports_no_errors(variant: str) -> None:
+    template = synth(**VARIANTS[variant]).outdir / "Maas.template.json"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), str(template)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # Exit status is a bit mask: 2 = errors, 4 = warnings, 8 = informational.
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("architecture", "machine"), [("x86_64", "x86_64"), ("arm64", "aarch64")])
+def test_the_asset_is_built_for_lambdas_platform(
+    tmp_path: Path, architecture: str, machine: str
+) -> None:
+    install_requirements(tmp_path, architecture)
+    copy_functions(tmp_path)
+    # Built for Lambda's Python 3.12 and CPU, not this machine's Python
+    assert (
+        tmp_path
+        / "onnxruntime"
+        / "capi"
+        / f"onnxruntime_pybind11_state.cpython-312-{machine}-linux-gnu.so"
+    ).exists()
+    assert list(
+        (tmp_path / "numpy" / "_core").glob(f"_multiarray_umath.cpython-312-{machine}-linux-gnu.so")
+    )
+    for package in ("fastapi", "mangum", "pydantic_settings", "orjson", "aws_lambda_powertools"):
+        assert (tmp_path / package).is_dir(), package
+    assert (tmp_path / "functions" / "api" / "handler.py").exists()
+    assert not (tmp_path / "functions" / "container").exists()
+    assert not any((tmp_path / s).exists() for s in STRIP)
+    assert not list(tmp_path.rglob("tests"))
+    assert not (tmp_path / "boto3").exists()  # the Lambda runtime provides it
+    assert asset_size(tmp_path) <= 150 * 1024 * 1024
+
+
+def test_the_pinned_cli_synthesizes_from_the_repo_root(tmp_path: Path) -> None:
+    npx = shutil.which("npx")
+    assert npx and (ROOT / "node_modules" / ".bin" / "cdk").exists(), (
+        "run `make test` (npm ci) first"
+    )
+    version = subprocess.run(
+        [npx, "cdk", "--version"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert version.stdout.startswith("2.1148."), version.stdout
+    result = subprocess.run(
+        [npx, "cdk", "synth", "--quiet", "-c", "maas:bundling=false", "-o", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            "PATH": f"{ROOT / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "CDK_DISABLE_VERSION_CHECK": "1",
+        },
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "out" / "Maas.template.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"architecture": "sparc"}, "maas:architecture must be one of x86_64, arm64, got 'sparc'"),
+        ({"auth": "jwt"}, "maas:auth=jwt needs maas:jwtIssuer and maas:jwtAudience"),
+        (
+            {"apiTimeoutSeconds": "60"},
+            "maas:apiTimeoutSeconds must be 1-29 (API Gateway waits at most 30 s)",
+        ),
+        ({"apiMemoryMb": "lots"}, "context maas:apiMemoryMb='lots' is not a valid int"),
+        ({"gpu": "maybe"}, "context maas:gpu='maybe' is not a valid bool"),
+        (
+            {"snapStart": "true", "provisionedConcurrency": "1"},
+            "choose maas:snapStart or maas:provisionedConcurrency, not both",
+        ),
+    ],
+)
+def test_bad_context_is_a_clear_error(context: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        synth(**context)
+    assert str(caught.value) == message
+
+
+def test_function_requirements_are_declared_dependencies() -> None:
+    import tomllib
+
+    declared = {
+        d.split(">")[0].split("=")[0].split("[")[0].strip().lower()
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    needed = {
+        line.split(">")[0].split("=")[0].strip().lower()
+        for line in (ROOT / "functions" / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert needed <= declared

@@ -1,0 +1,273 @@
+"""Assertions on the synthesized template: properties, never logical IDs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import Synth, synth
+
+
+@pytest.fixture(scope="module")
+def default() -> Synth:
+    return synth()
+
+
+def test_buckets_are_encrypted_tls_only_private_and_logged(default: Synth) -> None:
+    buckets = default.resources("AWS::S3::Bucket")
+    assert len(buckets) == 3  # models, batch, access logs
+    for bucket in buckets.values():
+        props = bucket["Properties"]
+        rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+    logged = [b for b in buckets.values() if "LoggingConfiguration" in b["Properties"]]
+    assert len(logged) == 2
+    versioned = [
+        b
+        for b in buckets.values()
+        if b["Properties"].get("VersioningConfiguration", {}).get("Status") == "Enabled"
+    ]
+    assert len(versioned) == 2
+    policies = default.resources("AWS::S3::BucketPolicy")
+    tls_only = [
+        p
+        for p in policies.values()
+        if any(
+            s["Effect"] == "Deny"
+            and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+            for s in p["Properties"]["PolicyDocument"]["Statement"]
+        )
+    ]
+    assert len(tls_only) == 3
+
+
+def test_batch_bucket_prefixes_have_lifecycle_rules(default: Synth) -> None:
+    rules = [
+        r
+        for b in default.resources("AWS::S3::Bucket").values()
+        for r in b["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])
+    ]
+    prefixes = {r.get("Prefix") for r in rules}
+    assert {"inputs/", "outputs/", "errors/"} <= prefixes
+
+
+def functions(s: Synth) -> dict[str, dict[str, Any]]:
+    return {
+        p["Properties"].get("Handler", "image"): p["Properties"]
+        for p in s.resources("AWS::Lambda::Function").values()
+        if "Handler" in p["Properties"] or p["Properties"].get("PackageType") == "Image"
+    }
+
+
+def test_api_function_defaults(default: Synth) -> None:
+    api = functions(default)["functions.api.handler.handler"]
+    assert api["Runtime"] == "python3.12"
+    assert api["Architectures"] == ["x86_64"]
+    assert (api["MemorySize"], api["Timeout"]) == (2048, 29)
+    store = api["Environment"]["Variables"]["MAAS_STORE"]["Fn::Join"]
+    assert store[0] == "" and store[1][0] == "s3://"
+    bucket = default.doc["Resources"][store[1][1]["Ref"]]
+    assert bucket["Type"] == "AWS::S3::Bucket"
+    assert bucket["Properties"]["VersioningConfiguration"]["Status"] == "Enabled"
+    assert "ReservedConcurrentExecutions" not in api
+    assert "SnapStart" not in api
+
+
+def test_context_sets_memory_architecture_and_concurrency() -> None:
+    s = synth(
+        architecture="arm64",
+        apiMemoryMb="4096",
+        apiTimeoutSeconds="20",
+        reservedConcurrency="10",
+        provisionedConcurrency="2",
+    )
+    api = functions(s)["functions.api.handler.handler"]
+    assert (
+        api["Architectures"],
+        api["MemorySize"],
+        api["Timeout"],
+        api["ReservedConcurrentExecutions"],
+    ) == (["arm64"], 4096, 20, 10)
+    alias = s.one("AWS::Lambda::Alias")
+    assert alias["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
+    assert functions(s)["functions.batch.handler.handler"]["Architectures"] == ["arm64"]
+
+
+def test_snapstart_publishes_a_version_behind_an_alias() -> None:
+    s = synth(snapStart="true")
+    api = functions(s)["functions.api.handler.handler"]
+    assert api["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert s.one("AWS::Lambda::Alias")["Name"] == "live"
+    integration = s.one("AWS::ApiGatewayV2::Integration")
+    assert "Live" in str(integration["IntegrationUri"])
+
+
+def test_http_api_is_iam_authorized_throttled_and_logged(default: Synth) -> None:
+    routes = default.resources("AWS::ApiGatewayV2::Route")
+    assert routes and all(
+        r["Properties"]["AuthorizationType"] == "AWS_IAM" for r in routes.values()
+    )
+    stage = default.one("AWS::ApiGatewayV2::Stage")
+    assert stage["StageName"] == "$default" and stage["AutoDeploy"] is True
+    assert stage["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": 200,
+        "ThrottlingRateLimit": 100,
+    }
+    assert "$context.requestId" in stage["AccessLogSettings"]["Format"]
+
+
+def test_jwt_authorizer_by_context() -> None:
+    s = synth(auth="jwt", jwtIssuer="https://id.example.com", jwtAudience="maas")
+    authorizer = s.one("AWS::ApiGatewayV2::Authorizer")
+    assert authorizer["AuthorizerType"] == "JWT"
+    assert authorizer["JwtConfiguration"] == {
+        "Audience": ["maas"],
+        "Issuer": "https://id.example.com",
+    }
+    assert all(
+        r["Properties"]["AuthorizationType"] == "JWT"
+        for r in s.resources("AWS::ApiGatewayV2::Route").values()
+    )
+
+
+def test_batch_pipeline(default: Synth) -> None:
+    batch = functions(default)["functions.batch.handler.handler"]
+    queues = default.resources("AWS::SQS::Queue")
+    main = next(q["Properties"] for q in queues.values() if "RedrivePolicy" in q["Properties"])
+    assert main["RedrivePolicy"]["maxReceiveCount"] == 3
+    assert main["VisibilityTimeout"] >= 6 * batch["Timeout"]
+    assert all(q["Properties"]["SqsManagedSseEnabled"] for q in queues.values())
+    mapping = default.one("AWS::Lambda::EventSourceMapping")
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    notification = default.one("Custom::S3BucketNotifications")["NotificationConfiguration"]
+    config = notification["QueueConfigurations"][0]
+    assert config["Events"] == ["s3:ObjectCreated:*"]
+    assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "inputs/"}]
+    alarm = default.one("AWS::CloudWatch::Alarm")
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
+    assert batch["EphemeralStorage"] == {"Size": 4096}
+
+
+def _statements(s: Synth, handler: str) -> list[dict[str, Any]]:
+    """Every IAM statement attached to the role of the function with `handler`."""
+    fn = next(
+        v
+        for v in s.resources("AWS::Lambda::Function").values()
+        if v["Properties"].get("Handler") == handler
+    )
+    role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        st
+        for p in s.resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _actions(st: dict[str, Any]) -> list[str]:
+    return st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+
+
+def _models_bucket(s: Synth) -> str:
+    api = functions(s)["functions.api.handler.handler"]
+    return str(api["Environment"]["Variables"]["MAAS_STORE"]["Fn::Join"][1][1]["Ref"])
+
+
+@pytest.mark.parametrize(
+    "handler", ["functions.api.handler.handler", "functions.batch.handler.handler"]
+)
+def test_functions_cannot_write_models(default: Synth, handler: str) -> None:
+    models = _models_bucket(default)
+    for st in _statements(default, handler):
+        writes = [
+            a
+            for a in _actions(st)
+            if a.startswith("s3:") and not a.startswith(("s3:Get", "s3:List"))
+        ]
+        if writes:
+            assert models not in str(st["Resource"]), (handler, st)
+    for st in _statements(default, handler):
+        assert "s3:*" not in _actions(st) and st.get("Resource") != "*", st
+
+
+def test_batch_writes_only_outputs_and_errors(default: Synth) -> None:
+    written = [
+        str(r)
+        for st in _statements(default, "functions.batch.handler.handler")
+        if "s3:PutObject" in _actions(st)
+        for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+    ]
+    assert len(written) == 2
+    assert any("/outputs/*" in r for r in written) and any("/errors/*" in r for r in written)
+
+
+def test_gpu_off_has_no_gpu_resources(default: Synth) -> None:
+    kinds = {v["Type"] for v in default.doc["Resources"].values()}
+    assert not {
+        k
+        for k in kinds
+        if k.startswith("AWS::SageMaker") or k.startswith("AWS::ApplicationAutoScaling")
+    }
+    assert (
+        "MAAS_GPU_ENDPOINT"
+        not in functions(default)["functions.api.handler.handler"]["Environment"]["Variables"]
+    )
+
+
+def test_gpu_async_endpoint_scales_to_zero() -> None:
+    s = synth(gpu="true")
+    config = s.one("AWS::SageMaker::EndpointConfig")
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.g5.xlarge"
+    output = config["AsyncInferenceConfig"]["OutputConfig"]
+    assert set(output["NotificationConfig"]) == {"SuccessTopic", "ErrorTopic"}
+    assert "KmsKeyId" in config
+    assert s.one("AWS::ApplicationAutoScaling::ScalableTarget")["MinCapacity"] == 0
+    policies = [
+        p["Properties"] for p in s.resources("AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    ]
+    assert {p["PolicyType"] for p in policies} == {"TargetTrackingScaling", "StepScaling"}
+    alarms = [a["Properties"]["MetricName"] for a in s.resources("AWS::CloudWatch::Alarm").values()]
+    assert "HasBacklogWithoutCapacity" in alarms
+    env = functions(s)["functions.api.handler.handler"]["Environment"]["Variables"]
+    assert env["MAAS_GPU_MODE"] == "async" and "MAAS_GPU_ENDPOINT" in env
+    invoke = [
+        st
+        for st in _statements(s, "functions.api.handler.handler")
+        if "sagemaker:InvokeEndpointAsync" in _actions(st)
+    ]
+    assert len(invoke) == 1 and invoke[0]["Resource"] != "*"
+    assert len(s.resources("AWS::SNS::Topic")) == 2
+
+
+def test_gpu_realtime_by_context() -> None:
+    s = synth(gpu="true", gpuMode="realtime", gpuInstanceType="ml.g4dn.xlarge")
+    config = s.one("AWS::SageMaker::EndpointConfig")
+    assert "AsyncInferenceConfig" not in config
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.g4dn.xlarge"
+    assert s.one("AWS::ApplicationAutoScaling::ScalableTarget")["MinCapacity"] == 1
+    assert not s.resources("AWS::SNS::Topic")
+
+
+def test_heavy_cpu_container_function_by_context() -> None:
+    s = synth(heavyCpu="true")
+    image = [
+        v["Properties"]
+        for v in s.resources("AWS::Lambda::Function").values()
+        if v["Properties"].get("PackageType") == "Image"
+    ]
+    assert len(image) == 1 and image[0]["MemorySize"] == 10240
+    assert image[0]["Environment"]["Variables"]["MAAS_API_BASE_PATH"] == "/heavy"
+    keys = {r["Properties"]["RouteKey"] for r in s.resources("AWS::ApiGatewayV2::Route").values()}
+    assert "ANY /heavy/{proxy+}" in keys
+    assert not synth().resources("AWS::ECR::Repository")
+
+
+def test_outputs(default: Synth) -> None:
+    assert {"ApiUrl", "ModelStore", "BatchBucket", "DeadLetterQueue"} <= set(default.doc["Outputs"])
