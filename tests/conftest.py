@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -81,13 +82,18 @@ def settings_for(store: str, cache: Path, **extra: object) -> Settings:
 
 
 class LiveServer:
-    """The serving app under uvicorn in a background thread, as `maas serve` runs it."""
+    """The serving app (or any ASGI app) under uvicorn in a background thread, on loopback."""
 
-    def __init__(self, registry: Registry, settings: Settings) -> None:
+    def __init__(
+        self, registry: Registry | None, settings: Settings | None, *, app: Any = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        if app is None:
+            assert registry is not None and settings is not None
+            app = create_app(registry=registry, settings=settings)
         config = uvicorn.Config(
-            create_app(registry=registry, settings=settings),
+            app,
             host="127.0.0.1",
             port=self.port,
             log_level="warning",

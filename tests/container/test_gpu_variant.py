@@ -1,0 +1,287 @@
+"""The GPU image's app (SageMaker contract, CUDA with CPU fallback) and the API's forwarding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import numpy as np
+import onnxruntime as ort
+import orjson
+import pytest
+import tritonclient.http as triton
+
+from functions.api.app import create_app
+from functions.api.forward import SageMakerForwarder
+from functions.container.serve import create_container_app
+from functions.core.repository import Repository
+from functions.settings import Settings
+from functions.stores import LocalStore
+from functions.wiring import build_registry
+from model_build.inspect_onnx import manifest_for
+from tests.conftest import LiveServer, MotoServer, free_port
+from tests.models import multi_io
+from tests.sagemaker_runtime import ATTRIBUTES, runtime_app
+
+FEATURES = np.arange(12, dtype=np.float32).reshape(3, 4)
+IDS = np.array([7, 8, 9], dtype=np.int64)
+
+
+def raw() -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(multi_io())
+    return dict(
+        zip(
+            [o.name for o in session.get_outputs()],
+            session.run(None, {"features": FEATURES, "ids": IDS}),
+            strict=True,
+        )
+    )
+
+
+def infer_body() -> bytes:
+    return orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "features",
+                    "shape": [3, 4],
+                    "datatype": "FP32",
+                    "data": FEATURES.ravel().tolist(),
+                },
+                {"name": "ids", "shape": [3], "datatype": "INT64", "data": IDS.tolist()},
+            ]
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with `heavy` published for the GPU and `light` for the CPU functions."""
+    root = tmp_path_factory.mktemp("gpu-store")
+    repo = Repository(LocalStore(root))
+    artifact = multi_io()
+    repo.publish(manifest_for(artifact, name="heavy", target="gpu")[0], artifact)
+    repo.publish(manifest_for(artifact, name="light")[0], artifact)
+    return root
+
+
+@pytest.fixture(scope="module")
+def container(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The GPU image's app, asked for CUDA: this onnxruntime has none, so the CPU serves."""
+    settings = Settings(store=str(store), cache_dir=tmp_path_factory.mktemp("cache"), device="cuda")  # type: ignore[call-arg]
+    with LiveServer(None, None, app=create_container_app(settings)) as server:
+        yield server
+
+
+def test_ping_and_the_execution_provider_in_use(container: LiveServer) -> None:
+    assert httpx.get(f"{container.url}/ping").json() == {"status": "healthy"}
+    ready = httpx.get(f"{container.url}/v2/models/heavy/ready").json()
+    assert ready["execution_provider"] == "CPUExecutionProvider"  # CUDA asked, CPU fallback
+    meta = httpx.get(f"{container.url}/v2/models/heavy").json()
+    assert meta["parameters"] == {
+        "target": "gpu",
+        "quantization": "none",
+        "execution_provider": "CPUExecutionProvider",
+    }
+
+
+def test_invocations_json_binary_and_v1(container: LiveServer) -> None:
+    expected = raw()
+    response = httpx.post(
+        f"{container.url}/invocations",
+        content=infer_body(),
+        headers={ATTRIBUTES: "model=heavy;version=1"},
+    )
+    doc = response.json()
+    assert (doc["model_name"], doc["model_version"]) == ("heavy", "1")
+    assert doc["outputs"][1]["data"] == expected["next_ids"].tolist()
+    # Binary in and out: the header length travels in the custom attributes both ways
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "features",
+                    "shape": [3, 4],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 48},
+                },
+                {
+                    "name": "ids",
+                    "shape": [3],
+                    "datatype": "INT64",
+                    "parameters": {"binary_data_size": 24},
+                },
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    )
+    binary = httpx.post(
+        f"{container.url}/invocations",
+        content=header + FEATURES.tobytes() + IDS.tobytes(),
+        headers={
+            ATTRIBUTES: f"model=heavy;header-length={len(header)}",
+            "content-type": "application/octet-stream",
+        },
+    )
+    length = int(binary.headers["inference-header-content-length"])
+    assert binary.headers[ATTRIBUTES] == f"header-length={length}"
+    outputs = orjson.loads(binary.content[:length])["outputs"]
+    assert [o["name"] for o in outputs] == ["scaled", "next_ids", "total"]
+    v1 = httpx.post(
+        f"{container.url}/invocations",
+        json={"instances": [{"features": [1, 2, 3, 4], "ids": 1}]},
+        headers={ATTRIBUTES: "model=heavy;protocol=v1"},
+    )
+    assert v1.json() == {
+        "predictions": [{"scaled": [2.0, 4.0, 6.0, 8.0], "next_ids": 2, "total": 10.0}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("attributes", "status", "message"),
+    [
+        (None, 400, "name the model in x-amzn-sagemaker-custom-attributes: model=NAME;version=V"),
+        ("model=nope", 404, "model 'nope' is not published"),
+        ("model=heavy;protocol=v3", 400, "protocol must be one of v2, v1, got 'v3'"),
+        ("model=heavy;header-length=x", 400, "header-length must be an integer, got 'x'"),
+    ],
+)
+def test_invocation_errors(
+    container: LiveServer, attributes: str | None, status: int, message: str
+) -> None:
+    headers = {ATTRIBUTES: attributes} if attributes else {}
+    response = httpx.post(f"{container.url}/invocations", content=infer_body(), headers=headers)
+    assert (response.status_code, response.json()) == (status, {"error": message})
+
+
+@dataclass
+class Rig:
+    api: LiveServer
+    runtime_url: str
+
+
+@pytest.fixture
+def realtime(
+    store: Path, container: LiveServer, moto_server: MotoServer, tmp_path: Path
+) -> Iterator[Rig]:
+    """The API with a forwarder to a real-time endpoint (the stand-in runtime, then the container)."""
+    with LiveServer(
+        None, None, app=runtime_app(container.url, boto3.client("s3"), "s3://unused/gpu")
+    ) as runtime:
+        forwarder = SageMakerForwarder(
+            endpoint="maas-gpu",
+            mode="realtime",
+            async_input=None,
+            runtime=boto3.client("sagemaker-runtime", endpoint_url=runtime.url),
+        )
+        api = api_server(store, tmp_path, forwarder)
+        try:
+            yield Rig(api, runtime.url)
+        finally:
+            api.__exit__()
+
+
+def api_server(store: Path, tmp_path: Path, forwarder: SageMakerForwarder) -> LiveServer:
+    settings = Settings(store=str(store), cache_dir=tmp_path / "api-cache")  # type: ignore[call-arg]
+    server = LiveServer(
+        None,
+        None,
+        app=create_app(registry=build_registry(settings), settings=settings, forwarder=forwarder),
+    )
+    return server.__enter__()
+
+
+def test_gpu_models_are_forwarded_and_cpu_models_served_here(realtime: Rig) -> None:
+    expected = raw()
+    client = triton.InferenceServerClient(url=realtime.api.url.removeprefix("http://"))
+    inputs = [
+        triton.InferInput("features", [3, 4], "FP32"),
+        triton.InferInput("ids", [3], "INT64"),
+    ]
+    inputs[0].set_data_from_numpy(FEATURES)
+    inputs[1].set_data_from_numpy(IDS)
+    for model in ("heavy", "light"):  # binary tensors, forwarded (heavy) or local (light)
+        result = client.infer(model, inputs)
+        for name, want in expected.items():
+            assert np.array_equal(result.as_numpy(name), want), (model, name)
+    v1 = httpx.post(
+        f"{realtime.api.url}/v1/models/heavy:predict",
+        json={"instances": [{"features": [1, 2, 3, 4], "ids": 1}]},
+    )
+    assert v1.json()["predictions"][0]["next_ids"] == 2
+    # The API loaded only the CPU model: the GPU model's requests went to the endpoint
+    loaded = httpx.post(f"{realtime.api.url}/v2/repository/index", json={"ready": True}).json()
+    assert [entry["name"] for entry in loaded] == ["light"]
+
+
+def test_a_container_input_error_keeps_its_status_and_message(realtime: Rig) -> None:
+    bad = {
+        "inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]
+    }
+    response = httpx.post(f"{realtime.api.url}/v2/models/heavy/infer", json=bad)
+    assert (response.status_code, response.json()) == (400, {"error": "missing input 'ids'"})
+
+
+def test_an_unreachable_endpoint_is_a_503(
+    store: Path, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    from botocore.config import Config
+
+    dead = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    api = api_server(
+        store,
+        tmp_path,
+        SageMakerForwarder(endpoint="maas-gpu", mode="realtime", async_input=None, runtime=dead),
+    )
+    try:
+        response = httpx.post(f"{api.url}/v2/models/heavy/infer", content=infer_body())
+        assert response.status_code == 503
+        assert response.json()["error"].startswith("the GPU endpoint maas-gpu is unreachable")
+        assert (
+            httpx.post(f"{api.url}/v2/models/light/infer", content=infer_body()).status_code == 200
+        )
+    finally:
+        api.__exit__()
+
+
+def test_async_forwarding_answers_202_and_the_result_lands_in_s3(
+    store: Path, container: LiveServer, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    s3 = boto3.client("s3")
+    bucket = f"maas-gpu-io-{free_port()}"
+    s3.create_bucket(Bucket=bucket)
+    with LiveServer(
+        None, None, app=runtime_app(container.url, s3, f"s3://{bucket}/gpu")
+    ) as runtime:
+        forwarder = SageMakerForwarder(
+            endpoint="maas-gpu",
+            mode="async",
+            async_input=f"s3://{bucket}/gpu/inputs",
+            runtime=boto3.client("sagemaker-runtime", endpoint_url=runtime.url),
+            s3=s3,
+        )
+        api = api_server(store, tmp_path, forwarder)
+        try:
+            response = httpx.post(f"{api.url}/v2/models/heavy/infer", content=infer_body())
+            assert response.status_code == 202
+            doc: dict[str, Any] = response.json()
+            assert response.headers["location"] == doc["output_location"]
+            assert doc["output_location"] == f"s3://{bucket}/gpu/outputs/{doc['inference_id']}.out"
+            staged = s3.list_objects_v2(Bucket=bucket, Prefix="gpu/inputs/")["Contents"]
+            assert [o["Key"] for o in staged] == [f"gpu/inputs/{doc['inference_id']}"]
+            result = orjson.loads(
+                s3.get_object(Bucket=bucket, Key=doc["output_location"].split(f"{bucket}/", 1)[1])[
+                    "Body"
+                ].read()
+            )
+            assert result["outputs"][2]["data"] == raw()["total"].tolist()
+        finally:
+            api.__exit__()
