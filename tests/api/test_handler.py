@@ -159,3 +159,26 @@ def test_same_response_through_serve_and_the_handler(
     assert via_lambda["statusCode"] == via_http.status_code == 200
     assert via_lambda["headers"]["content-type"] == via_http.headers["content-type"]
     assert lambda_body == via_http.content
+
+
+def test_base_path_and_preload(
+    served_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the heavy-CPU function's settings: routed under /heavy, models preloaded at init
+    monkeypatch.setenv("MAAS_STORE", str(served_store))
+    monkeypatch.setenv("MAAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MAAS_API_BASE_PATH", "/heavy")
+    monkeypatch.setenv("MAAS_PRELOAD", "digits:prod, nope:1")
+    get_settings.cache_clear()
+    module = importlib.reload(importlib.import_module("functions.api.handler"))
+    try:
+        # Then the good model is loaded before any request, and a broken preload does not stop it
+        assert module.registry.loaded() == [("digits", 1)]
+        event = load("apigw-v2-model-ready.json")
+        event["rawPath"] = event["requestContext"]["http"]["path"] = (
+            "/heavy/v2/models/digits/versions/prod/ready"
+        )
+        response = module.handler(event, LocalContext())
+        assert response["statusCode"] == 200
+    finally:
+        get_settings.cache_clear()
