@@ -8,6 +8,7 @@ from functions.core.repository import Repository
 from functions.core.sessions import OrtSessionFactory
 from functions.settings import Settings
 from functions.stores import open_store
+from functions.threads import cpu_budget
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -16,7 +17,8 @@ def build_registry(settings: Settings) -> Registry:
         repository=Repository(open_store(settings.store)),
         cache=ArtifactCache(settings.cache_dir),
         session_factory=OrtSessionFactory(
-            intra_op_threads=settings.intra_op_threads, device=settings.device
+            intra_op_threads=settings.intra_op_threads or cpu_budget().threads,
+            device=settings.device,
         ),
         max_models=settings.max_models,
         alias_ttl=settings.alias_ttl_seconds,
