@@ -225,12 +225,15 @@ def serve(
     """Serve the API under uvicorn: the same app the Lambda handler runs."""
     import uvicorn
 
-    from functions.api.app import create_app
+    from functions.api.app import create_server_app
+    from functions.api.forward import build_forwarder
     from functions.settings import Settings
     from functions.wiring import build_registry
 
     settings = Settings(store=store)
-    application = create_app(registry=build_registry(settings), settings=settings)
+    application = create_server_app(
+        registry=build_registry(settings), settings=settings, forwarder=build_forwarder(settings)
+    )
     uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="off")
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import uvicorn
 
-from functions.api.app import create_app
+from functions.api.app import create_server_app
 from functions.core.registry import Registry
 from functions.core.repository import Repository
 from functions.settings import Settings
@@ -91,7 +91,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         if app is None:
             assert registry is not None and settings is not None
-            app = create_app(registry=registry, settings=settings)
+            app = create_server_app(registry=registry, settings=settings)
         config = uvicorn.Config(
             app,
             host="127.0.0.1",

@@ -13,6 +13,7 @@ from functions.core.registry import Registry
 from functions.settings import Settings
 
 from . import errors, routes_fallback, routes_v1, routes_v2
+from .hotpath import HotPathMiddleware
 from .schemas import REQUEST_MODELS, ErrorResponse
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
@@ -74,3 +75,16 @@ def _document_request_bodies(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_server_app(
+    *, registry: Registry, settings: Settings, forwarder: Forwarder | None = None
+) -> HotPathMiddleware:
+    """What `maas serve` runs under uvicorn: the app behind the hot path for infer and predict."""
+    app = create_app(registry=registry, settings=settings, forwarder=forwarder)
+    return wrap(app, settings)
+
+
+def wrap(app: FastAPI, settings: Settings) -> HotPathMiddleware:
+    """Put the hot path in front of an app made by `create_app`."""
+    return HotPathMiddleware(app, app.state.dataplane, settings.max_body_bytes)  # type: ignore[arg-type]

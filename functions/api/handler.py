@@ -9,6 +9,7 @@ from mangum import Mangum
 
 from functions.api.app import create_app
 from functions.api.forward import build_forwarder
+from functions.api.hotpath import from_event
 from functions.settings import get_settings
 from functions.wiring import build_registry, preload
 
@@ -23,7 +24,13 @@ app = create_app(
 _adapter = Mangum(app, lifespan="off", api_gateway_base_path=settings.api_base_path)
 
 
+_plane = app.state.dataplane
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Answer an API Gateway HTTP API (payload 2.0) event."""
+    """Answer an API Gateway HTTP API (payload 2.0) event: infer and predict on the hot path."""
+    hot = from_event(_plane, event, settings.api_base_path, settings.max_body_bytes)
+    if hot is not None:
+        return hot
     response: dict[str, Any] = _adapter(event, context)
     return response

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import os
 
-from fastapi import FastAPI
-
-from functions.api.app import create_app
+from functions.api.app import create_app, wrap
+from functions.api.hotpath import HotPathMiddleware
 from functions.container import sagemaker
 from functions.settings import Settings, get_settings
 from functions.wiring import build_registry, preload
 
 
-def create_container_app(settings: Settings) -> FastAPI:
+def create_container_app(settings: Settings) -> HotPathMiddleware:
     """The serving app (sessions on the configured device) with /ping and /invocations."""
     registry = build_registry(settings)
     preload(registry, settings.preload)
     app = create_app(registry=registry, settings=settings)
     app.include_router(sagemaker.router)
-    return app
+    return wrap(app, settings)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import orjson
 import pytest
 import tritonclient.http as triton
 
-from functions.api.app import create_app
+from functions.api.app import create_server_app
 from functions.api.forward import SageMakerForwarder
 from functions.container.serve import create_container_app
 from functions.core.repository import Repository
@@ -190,7 +190,9 @@ def api_server(store: Path, tmp_path: Path, forwarder: SageMakerForwarder) -> Li
     server = LiveServer(
         None,
         None,
-        app=create_app(registry=build_registry(settings), settings=settings, forwarder=forwarder),
+        app=create_server_app(
+            registry=build_registry(settings), settings=settings, forwarder=forwarder
+        ),
     )
     return server.__enter__()
 
