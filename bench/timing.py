@@ -18,12 +18,13 @@ class Sample:
     calls: int
 
 
-def measure(
-    call: Callable[[], object], *, seconds: float, warmup: int = 20, min_calls: int = 30
-) -> Sample:
-    """Run `call` repeatedly for about `seconds` (at least `min_calls` times) after a warm-up."""
-    for _ in range(warmup):
+def measure(call: Callable[[], object], *, seconds: float, min_calls: int = 30) -> Sample:
+    """Warm up (0.2 s, at least 3 calls), then call repeatedly for `seconds` and `min_calls`."""
+    deadline = time.perf_counter() + 0.2
+    warm = 0
+    while warm < 3 or time.perf_counter() < deadline:
         call()
+        warm += 1
     times: list[float] = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(times) < min_calls:

@@ -47,14 +47,16 @@ def request(port: int, method: str, path: str, body: bytes | None = None) -> tup
         conn.close()
 
 
-def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Poll /v2/health/ready until the server answers 200."""
+def wait_ready(
+    port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0, path: str = "/v2/health/ready"
+) -> None:
+    """Poll `path` until the server answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise MaasError(f"the server exited early with code {proc.returncode}")
         try:
-            if request(port, "GET", "/v2/health/ready")[0] == 200:
+            if request(port, "GET", path)[0] == 200:
                 return
         except OSError:
             pass

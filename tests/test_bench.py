@@ -12,27 +12,47 @@ from tests.conftest import ROOT
 
 
 def test_bench_runs_and_reports_ratios(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+    out, png = tmp_path / "bench.json", tmp_path / "bench.png"
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--seconds", "0.01", "--batches", "1", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--seconds",
+            "0.01",
+            "--batches",
+            "1",
+            "--models",
+            "mlp",
+            "--out",
+            str(out),
+            "--plot",
+            str(png),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    rows = orjson.loads(out.read_bytes())["rows"]
-    layers = {row["layer"] for row in rows}
+    doc = orjson.loads(out.read_bytes())
+    layers = {row["layer"] for row in doc["rows"]}
     assert layers == {
         "raw session.run",
         "runner",
-        "lambda handler (JSON)",
-        "lambda handler (binary)",
-        "HTTP maas serve (JSON)",
+        "lambda handler, JSON",
+        "lambda handler, binary",
+        "HTTP maas serve, JSON",
+        "HTTP maas serve, binary",
+        "HTTP naive Flask, JSON",
     }
-    assert {row["model"] for row in rows} == {"digits", "mlp"}
-    assert all(row["ratio_to_raw"] > 0 and row["calls"] >= 30 for row in rows)
-    assert all(row["ratio_to_raw"] == 1.0 for row in rows if row["layer"] == "raw session.run")
+    assert all(row["ratio_to_raw"] > 0 and row["calls"] >= 30 for row in doc["rows"])
+    assert all(
+        row["ratio_to_raw"] == 1.0 for row in doc["rows"] if row["layer"] == "raw session.run"
+    )
+    assert set(doc["throughput_rps"]) == {"maas serve", "naive Flask"}
+    assert 50 < doc["bundle_mb"] < 150
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_compression_bench_reports_every_mode(tmp_path: Path) -> None:

@@ -90,6 +90,13 @@ def train_cnn(quick: bool = False, progress: Callable[[int, int], None] | None =
 
 def export(model: torch.nn.Module, sample: np.ndarray) -> bytes:
     """Export with a dynamic batch axis: input `image` [-1, 1, 8, 8], output `logits` [-1, 10]."""
+    return export_model(model, sample, input_name="image", output_name="logits")
+
+
+def export_model(
+    model: torch.nn.Module, sample: np.ndarray, *, input_name: str, output_name: str
+) -> bytes:
+    """torch.export-based ONNX export (opset 18) with a dynamic batch axis."""
     import torch
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed"
@@ -99,8 +106,8 @@ def export(model: torch.nn.Module, sample: np.ndarray) -> bytes:
         program = torch.onnx.export(
             model,
             (torch.from_numpy(sample),),
-            input_names=["image"],
-            output_names=["logits"],
+            input_names=[input_name],
+            output_names=[output_name],
             dynamic_shapes=({0: torch.export.Dim("batch")},),
             opset_version=18,
             dynamo=True,
