@@ -117,3 +117,21 @@ def test_batch_bench_runs_every_path(tmp_path: Path) -> None:
         "batch handler via SQS event, S3 (moto) in and out",
     ]
     assert all(r["rows_per_s"] > 0 for r in rows)
+
+
+def test_coldstart_bench_reports_phases(tmp_path: Path) -> None:
+    out = tmp_path / "cold.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.coldstart", "--rounds", "1", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    doc = orjson.loads(out.read_bytes())
+    assert doc["batch_imports_fastapi"] is False
+    assert {"artifact (S3 GET to /tmp + sha256)", "session created", "first request"} <= set(
+        doc["api"]
+    )
+    assert doc["ratio"] > 0

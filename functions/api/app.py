@@ -13,7 +13,7 @@ from functions.core.registry import Registry
 from functions.settings import Settings
 
 from . import errors, routes_fallback, routes_v1, routes_v2
-from .hotpath import HotPathMiddleware
+from .asgi import HotPathMiddleware
 from .schemas import REQUEST_MODELS, ErrorResponse
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
@@ -25,6 +25,7 @@ def create_app(
     settings: Settings,
     inline: bool = False,
     forwarder: Forwarder | None = None,
+    dataplane: DataPlane | None = None,
 ) -> FastAPI:
     """The serving app over `registry`; the same app runs under Mangum and uvicorn.
 
@@ -36,7 +37,7 @@ def create_app(
         version=__version__,
         summary="ONNX models served with the Open Inference Protocol v2 (and a simple v1 predict).",
     )
-    app.state.dataplane = DataPlane(registry, version=__version__, forwarder=forwarder)
+    app.state.dataplane = dataplane or DataPlane(registry, version=__version__, forwarder=forwarder)
     app.state.settings = settings
     app.state.inline = inline
     app.include_router(routes_v2.router)

@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from functions.core.errors import (
-    InvalidInput,
-    MaasError,
-    ManifestError,
-    ModelNotFound,
-    ModelUnavailable,
-    PayloadTooLarge,
-    StoreError,
-    VersionNotFound,
-)
+from functions.core.errors import MaasError
 
-log = logging.getLogger("maas.api")
-
-STATUS: dict[type[MaasError], int] = {
-    InvalidInput: 400,
-    PayloadTooLarge: 413,
-    ModelNotFound: 404,
-    VersionNotFound: 404,
-    ModelUnavailable: 503,
-    ManifestError: 503,
-    StoreError: 503,
-}
-
-
-def status_of(exc: MaasError) -> int:
-    """The status code for a domain error (the most specific entry wins)."""
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
+from .status import log, status_of
 
 
 def error_response(status: int, message: str) -> Response:

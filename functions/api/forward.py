@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -15,6 +14,7 @@ from functions.core.forwarding import Forwarded, custom_attributes, parse_attrib
 from functions.core.manifest import Manifest
 from functions.core.oip import HEADER_LENGTH
 from functions.settings import Settings
+from functions.stores.s3 import make_client
 
 
 class SageMakerForwarder:
@@ -32,8 +32,8 @@ class SageMakerForwarder:
         self.endpoint = endpoint
         self.mode = mode
         self.async_input = async_input
-        self.runtime = runtime or boto3.client("sagemaker-runtime")
-        self.s3 = s3 or (boto3.client("s3") if mode == "async" else None)
+        self.runtime = runtime or make_client("sagemaker-runtime")
+        self.s3 = s3 or (make_client("s3") if mode == "async" else None)
 
     def forward(
         self, manifest: Manifest, *, protocol: str, body: bytes, header_length: int | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from functions.api.app import create_app, wrap
-from functions.api.hotpath import HotPathMiddleware
+from functions.api.asgi import HotPathMiddleware
 from functions.container import sagemaker
 from functions.settings import Settings, get_settings
 from functions.wiring import build_registry, preload

@@ -98,7 +98,9 @@ def _cast(name: str, datatype: str, dtype: np.dtype[Any], raw: Array, data: obje
         return _cast_integers(name, datatype, dtype, raw, data)
     with np.errstate(over="ignore"):
         cast = raw.astype(dtype)
-    if not np.isfinite(cast[np.isfinite(raw.astype(np.float64))]).all():
+    # Common case first: every value finite after the cast. Otherwise, only values that were
+    # already infinite (or NaN) in the JSON may be non-finite now: the rest overflowed.
+    if not np.isfinite(cast).all() and not np.array_equal(np.isfinite(cast), np.isfinite(raw)):
         raise InvalidInput(f"input '{name}': a value is out of range for {datatype}")
     return cast
 

@@ -86,7 +86,7 @@ class DataPlane:
         self, name: str, ref: str, body: bytes, header_length: int | None
     ) -> tuple[bytes, int | None]:
         """`POST .../infer`: returns the response body and its JSON header length if binary."""
-        check_name(name)
+        check_name(name)  # first, so a bad name is named before any body error (both paths agree)
         request = parse_infer(body, header_length)
         runner = self.registry.runner(name, ref)
         outputs = runner.run(request.inputs, request.outputs)

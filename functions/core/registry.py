@@ -52,6 +52,8 @@ class Registry:
         self._manifests: OrderedDict[Key, Manifest] = OrderedDict()
         self._refs: dict[tuple[str, str], tuple[int, float]] = {}
         self._loading: dict[Key, threading.Lock] = {}
+        # (name, ref) -> (runner, expiry or None): one dict lookup per request once warm.
+        self._hot: dict[tuple[str, str], tuple[Runner, float | None]] = {}
 
     def resolve(self, name: str, ref: str) -> int:
         """Resolve `ref` to a version; aliases and `latest` are re-read after the TTL."""
@@ -86,6 +88,16 @@ class Registry:
 
     def runner(self, name: str, ref: str) -> Runner:
         """A ready runner for `name` at `ref`, loading (download, verify, session) on first use."""
+        hit = self._hot.get((name, ref))
+        if hit is not None and (hit[1] is None or self.clock() < hit[1]):
+            return hit[0]
+        runner = self._runner(name, ref)
+        # A version number never changes what it names; an alias or `latest` may after the TTL.
+        expiry = None if ref.isdigit() else self.clock() + self.alias_ttl
+        self._hot[(name, ref)] = (runner, expiry)
+        return runner
+
+    def _runner(self, name: str, ref: str) -> Runner:
         manifest = self.manifest(name, ref)
         key = (manifest.name, manifest.version)
         with self._lock:
@@ -102,7 +114,10 @@ class Registry:
                 with self._lock:
                     self._runners[key] = runner
                     while len(self._runners) > self.max_models:
-                        self._runners.popitem(last=False)
+                        _, evicted = self._runners.popitem(last=False)
+                        for hot_key, (hot_runner, _) in list(self._hot.items()):
+                            if hot_runner is evicted:
+                                self._hot.pop(hot_key, None)
         return runner
 
     def loaded_runner(self, name: str, version: int) -> Runner | None:

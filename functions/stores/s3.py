@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -20,6 +19,17 @@ CLIENT_CONFIG = Config(
 )
 
 
+def make_client(service: str) -> Any:
+    """A botocore client (what boto3.client returns), without importing boto3 and s3transfer.
+
+    The API function never uploads through s3transfer; skipping boto3 saves ~70 ms of cold start.
+    The environment (AWS_ENDPOINT_URL_S3, region, credentials) is honoured as boto3 would.
+    """
+    import botocore.session
+
+    return botocore.session.get_session().create_client(service, config=CLIENT_CONFIG)
+
+
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -31,7 +41,7 @@ class S3Store:
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self.client = client or boto3.client("s3", config=CLIENT_CONFIG)
+        self.client = client or make_client("s3")
 
     def _key(self, key: str) -> str:
         return self.prefix + key
