@@ -135,3 +135,15 @@ def test_coldstart_bench_reports_phases(tmp_path: Path) -> None:
         doc["api"]
     )
     assert doc["ratio"] > 0
+
+
+def test_hot_path_profile_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.profile_hot"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "session.run" in result.stdout and "orjson.loads" in result.stdout
