@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench synth clean
+.PHONY: demo test lint typecheck security unit bench synth clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## train, publish, serve and call a real model end to end
 	$(BIN)/maas demo
 
-test: $(STAMP) node_modules/.installed lint typecheck unit  ## ruff, mypy, every test (warnings are errors)
+test: $(STAMP) node_modules/.installed lint typecheck security unit  ## ruff, mypy, bandit, every test (warnings are errors)
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -31,6 +31,9 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+security: $(STAMP)  ## bandit: no medium or high finding in the shipped code
+	$(BIN)/bandit -q -c pyproject.toml -r functions model_build infra --severity-level medium
 
 unit: $(STAMP)
 	$(BIN)/pytest

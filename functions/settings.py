@@ -12,12 +12,13 @@ from functions.stores import DEFAULT_STORE
 
 
 def _default_cache() -> Path:
-    # Lambda's only writable disk is /tmp; locally the cache sits beside the default store.
+    """Lambda's only writable disk is /tmp, elsewhere the cache sits beside the default store."""
     import os
 
-    return (
-        Path("/tmp/maas-cache") if "AWS_LAMBDA_FUNCTION_NAME" in os.environ else Path(".maas/cache")
-    )
+    # /tmp is the function's own sandbox, and every artifact is verified against its sha256
+    # before a session is created, so a file planted there is never served.
+    lambda_cache = Path("/tmp/maas-cache")  # nosec B108
+    return lambda_cache if "AWS_LAMBDA_FUNCTION_NAME" in os.environ else Path(".maas/cache")
 
 
 class Settings(BaseSettings):

@@ -46,5 +46,9 @@ class OrtSessionFactory:
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), sess_options=options, providers=self.providers())
+        # From bytes, not the path: a model whose external-data locations point elsewhere
+        # ("../../etc/passwd") then has nothing to resolve them against, and fails to load.
+        session = ort.InferenceSession(
+            path.read_bytes(), sess_options=options, providers=self.providers()
+        )
         return session, session.get_providers()[0]
