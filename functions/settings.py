@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     alias_ttl_seconds: float = Field(
         30.0, ge=0, description="How long an alias resolution is reused"
     )
+    max_tensor_elements: int = Field(
+        50_000_000, gt=0, description="Largest input tensor accepted (elements)"
+    )
+    max_batch: int = Field(4096, gt=0, description="Most rows (or instances) per request")
+    max_inference_seconds: float = Field(
+        25.0, gt=0, description="A run taking longer is stopped: 504"
+    )
+    serve_concurrency: int = Field(64, gt=0, description="Requests in flight in maas serve")
     batch_chunk_rows: int = Field(4096, gt=0, description="Rows per chunk in batch jobs")
     batch_max_input_bytes: int = Field(
         2 * 1024**3, gt=0, description="Largest batch input file accepted"

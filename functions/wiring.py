@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from functions.core.cache import ArtifactCache
+from functions.core.dataplane import DataPlane
+from functions.core.forwarding import Forwarder
+from functions.core.oip import Limits
 from functions.core.registry import Registry
 from functions.core.repository import Repository
 from functions.core.sessions import OrtSessionFactory
@@ -22,6 +25,21 @@ def build_registry(settings: Settings) -> Registry:
         ),
         max_models=settings.max_models,
         alias_ttl=settings.alias_ttl_seconds,
+    )
+
+
+def build_dataplane(
+    settings: Settings, registry: Registry, forwarder: Forwarder | None = None
+) -> DataPlane:
+    """The data plane with the settings' limits and time budget."""
+    from functions import __version__
+
+    return DataPlane(
+        registry,
+        version=__version__,
+        forwarder=forwarder,
+        limits=Limits(max_elements=settings.max_tensor_elements, max_batch=settings.max_batch),
+        max_seconds=settings.max_inference_seconds,
     )
 
 

@@ -69,3 +69,28 @@ def fixed_shape() -> bytes:
     one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
     node = helper.make_node("Add", ["x", "one"], ["y"])
     return _save(helper.make_graph([node], "fixed_shape", [x], [y], [one]))
+
+
+def slow_model(repeats: int = 200, size: int = 1024) -> bytes:
+    """x [1, size] -> y (a scalar): a square matrix whose rows all differ, `repeats` MatMul+Relu."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(0)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, size])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [])
+    weight = numpy_helper.from_array(
+        (rng.standard_normal((size, size)) / size**0.5).astype(np.float32), "w"
+    )
+    rows = numpy_helper.from_array(rng.standard_normal((size, size)).astype(np.float32), "rows")
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [size, size])
+    nodes = [
+        helper.make_node("Expand", ["x", "shape"], ["e"]),
+        helper.make_node("Add", ["e", "rows"], ["h0"]),  # every row differs: nothing to share
+    ]
+    for i in range(repeats):
+        nodes.append(helper.make_node("MatMul", [f"h{i}", "w"], [f"m{i}"]))
+        nodes.append(helper.make_node("Relu", [f"m{i}"], [f"h{i + 1}"]))
+    nodes.append(helper.make_node("ReduceSum", [f"h{repeats}"], ["y"], keepdims=0))
+    graph = helper.make_graph(nodes, "slow", [x], [y], [weight, rows, shape])
+    return _save(graph, opset=17)

@@ -11,9 +11,10 @@ from functions.core.dataplane import DataPlane
 from functions.core.forwarding import Forwarder
 from functions.core.registry import Registry
 from functions.settings import Settings
+from functions.wiring import build_dataplane
 
 from . import errors, routes_fallback, routes_v1, routes_v2
-from .asgi import HotPathMiddleware
+from .asgi import ConcurrencyLimit, HotPathMiddleware
 from .schemas import REQUEST_MODELS, ErrorResponse
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
@@ -37,7 +38,7 @@ def create_app(
         version=__version__,
         summary="ONNX models served with the Open Inference Protocol v2 (and a simple v1 predict).",
     )
-    app.state.dataplane = dataplane or DataPlane(registry, version=__version__, forwarder=forwarder)
+    app.state.dataplane = dataplane or build_dataplane(settings, registry, forwarder)
     app.state.settings = settings
     app.state.inline = inline
     app.include_router(routes_v2.router)
@@ -80,10 +81,10 @@ def _document_request_bodies(app: FastAPI) -> None:
 
 def create_server_app(
     *, registry: Registry, settings: Settings, forwarder: Forwarder | None = None
-) -> HotPathMiddleware:
-    """What `maas serve` runs under uvicorn: the app behind the hot path for infer and predict."""
+) -> ConcurrencyLimit:
+    """What `maas serve` runs under uvicorn: bounded concurrency, the hot path, the app."""
     app = create_app(registry=registry, settings=settings, forwarder=forwarder)
-    return wrap(app, settings)
+    return ConcurrencyLimit(wrap(app, settings), settings.serve_concurrency)
 
 
 def wrap(app: FastAPI, settings: Settings) -> HotPathMiddleware:

@@ -70,3 +70,33 @@ async def _read(receive: Any, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+class ConcurrencyLimit:
+    """ASGI: at most `limit` HTTP requests in flight; the next gets a 503 naming the limit."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Admit or refuse (the event loop is single-threaded: the counter needs no lock)."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            message = (
+                f"the server has {self.in_flight} requests in flight, its limit "
+                f"(MAAS_SERVE_CONCURRENCY={self.limit}); retry shortly"
+            )
+            reply = _reply(503, orjson.dumps({"error": message}), JSON, {"retry-after": "1"})
+            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+            await send({"type": "http.response.start", "status": 503, "headers": raw})
+            await send({"type": "http.response.body", "body": reply.body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

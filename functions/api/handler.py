@@ -10,18 +10,18 @@ import logging
 from functools import cache
 from typing import Any
 
-from functions import __version__
 from functions.api.forward import build_forwarder
 from functions.api.hotpath import from_event
-from functions.core.dataplane import DataPlane
 from functions.settings import get_settings
-from functions.wiring import build_registry, preload
+from functions.wiring import build_dataplane, build_registry, preload
 
 settings = get_settings()
 registry = build_registry(settings)
 for failure in preload(registry, settings.preload):
     logging.getLogger("maas.api").warning("preload failed: %s", failure)
-plane = DataPlane(registry, version=__version__, forwarder=build_forwarder(settings))
+plane = build_dataplane(settings, registry, build_forwarder(settings))
+# Leave the reply this much time when the Lambda's remaining time bounds a run.
+REPLY_MARGIN_SECONDS = 0.5
 
 
 @cache
@@ -38,7 +38,9 @@ def _adapter() -> Any:
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Answer an API Gateway HTTP API (payload 2.0) event."""
-    hot = from_event(plane, event, settings.api_base_path, settings.max_body_bytes)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    budget = remaining() / 1000 - REPLY_MARGIN_SECONDS if callable(remaining) else None
+    hot = from_event(plane, event, settings.api_base_path, settings.max_body_bytes, budget=budget)
     if hot is not None:
         return hot
     response: dict[str, Any] = _adapter()(event, context)

@@ -69,7 +69,12 @@ def _reply(status: int, body: bytes, media_type: str, extra: Mapping[str, str] =
 
 
 def serve(
-    plane: DataPlane, route: Route, body: bytes, headers: Mapping[str, str], limit: int
+    plane: DataPlane,
+    route: Route,
+    body: bytes,
+    headers: Mapping[str, str],
+    limit: int,
+    budget: float | None = None,
 ) -> Reply:
     """Run one hot request; domain errors become the same `{"error"}` replies as FastAPI's."""
     try:
@@ -77,12 +82,16 @@ def serve(
         if route.protocol == "v1":
             forwarded = plane.forward(route.name, route.version, body, None, protocol="v1")
             if forwarded is None:
-                return _reply(200, plane.predict(route.name, route.version, body), JSON)
+                return _reply(
+                    200, plane.predict(route.name, route.version, body, budget=budget), JSON
+                )
         else:
             length_in = parse_header_length(headers.get("inference-header-content-length"))
             forwarded = plane.forward(route.name, route.version, body, length_in)
             if forwarded is None:
-                content, length = plane.infer(route.name, route.version, body, length_in)
+                content, length = plane.infer(
+                    route.name, route.version, body, length_in, budget=budget
+                )
                 if length is None:
                     return _reply(200, content, JSON)
                 return _reply(200, content, BINARY, {HEADER_LENGTH: str(length)})
@@ -114,7 +123,12 @@ def lambda_reply(reply: Reply) -> dict[str, Any]:
 
 
 def from_event(
-    plane: DataPlane, event: dict[str, Any], base_path: str, limit: int
+    plane: DataPlane,
+    event: dict[str, Any],
+    base_path: str,
+    limit: int,
+    *,
+    budget: float | None = None,
 ) -> dict[str, Any] | None:
     """Serve an API Gateway v2 event on the hot path, or None to hand it to Mangum."""
     try:
@@ -134,4 +148,4 @@ def from_event(
     body = b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
     # HTTP API payload 2.0 delivers header names in lower case.
     headers: dict[str, str] = event.get("headers") or {}
-    return lambda_reply(serve(plane, route, body, headers, limit))
+    return lambda_reply(serve(plane, route, body, headers, limit, budget))

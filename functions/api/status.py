@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from functions.core.errors import (
+    DeadlineExceeded,
     InvalidInput,
     MaasError,
     ManifestError,
@@ -25,6 +26,7 @@ STATUS: dict[type[MaasError], int] = {
     ModelUnavailable: 503,
     ManifestError: 503,
     StoreError: 503,
+    DeadlineExceeded: 504,
 }
 
 

@@ -7,7 +7,14 @@ from typing import Any
 from .errors import StoreUnavailable
 from .forwarding import Forwarded, Forwarder
 from .names import check_name
-from .oip import encode_infer_response, encode_predict_response, parse_infer, parse_predict
+from .oip import (
+    NO_LIMITS,
+    Limits,
+    encode_infer_response,
+    encode_predict_response,
+    parse_infer,
+    parse_predict,
+)
 from .registry import Registry
 
 SERVER_NAME = "serverless-maas"
@@ -18,11 +25,24 @@ class DataPlane:
     """Open Inference Protocol v2 and v1 operations over a registry."""
 
     def __init__(
-        self, registry: Registry, *, version: str, forwarder: Forwarder | None = None
+        self,
+        registry: Registry,
+        *,
+        version: str,
+        forwarder: Forwarder | None = None,
+        limits: Limits = NO_LIMITS,
+        max_seconds: float | None = None,
     ) -> None:
         self.registry = registry
         self.version = version
         self.forwarder = forwarder
+        self.limits = limits
+        self.max_seconds = max_seconds
+
+    def _budget(self, budget: float | None) -> float | None:
+        """The time a run may take: the smaller of the request's budget and the setting."""
+        bounds = [b for b in (budget, self.max_seconds) if b is not None]
+        return min(bounds) if bounds else None
 
     def forward(
         self, name: str, ref: str, body: bytes, header_length: int | None, *, protocol: str = "v2"
@@ -83,13 +103,19 @@ class DataPlane:
         }
 
     def infer(
-        self, name: str, ref: str, body: bytes, header_length: int | None
+        self,
+        name: str,
+        ref: str,
+        body: bytes,
+        header_length: int | None,
+        *,
+        budget: float | None = None,
     ) -> tuple[bytes, int | None]:
         """`POST .../infer`: returns the response body and its JSON header length if binary."""
         check_name(name)  # first, so a bad name is named before any body error (both paths agree)
-        request = parse_infer(body, header_length)
+        request = parse_infer(body, header_length, self.limits)
         runner = self.registry.runner(name, ref)
-        outputs = runner.run(request.inputs, request.outputs)
+        outputs = runner.run(request.inputs, request.outputs, timeout=self._budget(budget))
         return encode_infer_response(
             model_name=runner.manifest.name,
             model_version=str(runner.manifest.version),
@@ -97,11 +123,11 @@ class DataPlane:
             request=request,
         )
 
-    def predict(self, name: str, ref: str, body: bytes) -> bytes:
+    def predict(self, name: str, ref: str, body: bytes, *, budget: float | None = None) -> bytes:
         """`POST /v1/models/{name}[/versions/{ref}]:predict`."""
         runner = self.registry.runner(name, ref)
-        inputs = parse_predict(body, runner.manifest.inputs)
-        return encode_predict_response(runner.run(inputs))
+        inputs = parse_predict(body, runner.manifest.inputs, self.limits)
+        return encode_predict_response(runner.run(inputs, timeout=self._budget(budget)))
 
     def repository_index(self, *, ready_only: bool = False) -> list[dict[str, Any]]:
         """`POST /v2/repository/index`: every published version and whether it is loaded here."""

@@ -19,6 +19,10 @@ class PayloadTooLarge(MaasError):
     """The request is bigger than a configured limit."""
 
 
+class DeadlineExceeded(MaasError):
+    """Inference would outlive the time the request may take; the run was stopped."""
+
+
 class ModelNotFound(MaasError):
     """No model of that name is published."""
 

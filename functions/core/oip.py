@@ -3,17 +3,50 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import prod
 from typing import Any
 
 import numpy as np
 import orjson
 
-from .codec import Array, decode_binary, decode_json, encode_binary, encode_json_data
+from .codec import (
+    Array,
+    check_shape,
+    decode_binary,
+    decode_json,
+    encode_binary,
+    encode_json_data,
+)
 from .datatypes import oip_datatype
-from .errors import InvalidInput
+from .errors import InvalidInput, PayloadTooLarge
 from .manifest import TensorSpec
 
 HEADER_LENGTH = "inference-header-content-length"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request bounds, checked from the shapes before any data is decoded."""
+
+    max_elements: int = 50_000_000
+    max_batch: int = 4096
+
+    def check(self, name: str, shape: tuple[int, ...]) -> None:
+        """Raise PayloadTooLarge naming the limit and its setting."""
+        elements = prod(shape)
+        if elements > self.max_elements:
+            raise PayloadTooLarge(
+                f"input '{name}' has {elements} elements, over the limit of {self.max_elements} "
+                "(MAAS_MAX_TENSOR_ELEMENTS)"
+            )
+        if shape and shape[0] > self.max_batch:
+            raise PayloadTooLarge(
+                f"input '{name}' has a batch of {shape[0]} rows, over the limit of "
+                f"{self.max_batch} (MAAS_MAX_BATCH)"
+            )
+
+
+NO_LIMITS = Limits(max_elements=2**62, max_batch=2**62)
 
 
 @dataclass(frozen=True)
@@ -51,7 +84,9 @@ def _parameters(item: dict[str, Any], what: str) -> dict[str, Any]:
     return _object(params, f"{what} parameters")
 
 
-def parse_infer(body: bytes, header_length: int | None = None) -> InferRequest:
+def parse_infer(
+    body: bytes, header_length: int | None = None, limits: Limits = NO_LIMITS
+) -> InferRequest:
     """Decode a v2 infer body; with `header_length`, tensors may follow the JSON in binary."""
     view = memoryview(body)
     if header_length is None:
@@ -82,6 +117,7 @@ def parse_infer(body: bytes, header_length: int | None = None) -> InferRequest:
             raise InvalidInput(f"input '{name}' needs a 'datatype' string")
         if "shape" not in item:
             raise InvalidInput(f"input '{name}' needs a 'shape'")
+        limits.check(name, check_shape(name, item["shape"]))
         size = _parameters(item, f"input '{name}'").get("binary_data_size")
         if size is not None:
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -177,13 +213,22 @@ def encode_infer_response(
     return b"".join([header, *blobs]), len(header)
 
 
-def parse_predict(body: bytes, inputs: tuple[TensorSpec, ...]) -> list[tuple[str, Array]]:
+def parse_predict(
+    body: bytes, inputs: tuple[TensorSpec, ...], limits: Limits = NO_LIMITS
+) -> list[tuple[str, Array]]:
     """Decode a v1 `{"instances": [...]}` body into named input arrays, one row per instance."""
     doc = _object(loads(body), "the request")
     instances = doc.get("instances")
     if not isinstance(instances, list) or not instances:
         raise InvalidInput("'instances' must be a non-empty list")
-    return instances_to_inputs(instances, inputs)
+    if len(instances) > limits.max_batch:
+        raise PayloadTooLarge(
+            f"{len(instances)} instances, over the limit of {limits.max_batch} (MAAS_MAX_BATCH)"
+        )
+    result = instances_to_inputs(instances, inputs)
+    for name, array in result:
+        limits.check(name, tuple(array.shape))
+    return result
 
 
 def instances_to_inputs(

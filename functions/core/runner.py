@@ -9,15 +9,18 @@ import numpy as np
 
 from .codec import Array
 from .datatypes import numpy_dtype, oip_datatype
-from .errors import InvalidInput, ModelUnavailable
+from .errors import DeadlineExceeded, InvalidInput, ModelUnavailable
 from .manifest import Manifest, TensorSpec
+from .sessions import Deadline
 
 
 class Session(Protocol):
     """What the runner needs of an inference session (onnxruntime's InferenceSession fits)."""
 
-    def run(self, output_names: Sequence[str] | None, input_feed: dict[str, Any]) -> list[Any]:
-        """Run the graph for `output_names` on `input_feed`."""
+    def run(
+        self, output_names: Sequence[str] | None, input_feed: dict[str, Any], run_options: Any = ...
+    ) -> list[Any]:
+        """Run the graph for `output_names` on `input_feed` (options: onnxruntime's RunOptions)."""
         ...
 
 
@@ -66,18 +69,38 @@ class Runner:
         return list(requested)
 
     def run(
-        self, inputs: Sequence[tuple[str, Array]], outputs: Sequence[str] | None = None
+        self,
+        inputs: Sequence[tuple[str, Array]],
+        outputs: Sequence[str] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> dict[str, Array]:
-        """Check inputs, run the session and return the selected outputs by name."""
+        """Check inputs, run the session (stopped after `timeout` s) and return the outputs."""
         feed = self.check_inputs(inputs)
         names = self.output_names(outputs)
+        if timeout is not None and timeout <= 0:
+            raise DeadlineExceeded(self._late(timeout))
+        deadline = Deadline(timeout) if timeout is not None else None
         try:
-            results = self.session.run(names, feed)
+            if deadline is None:
+                results = self.session.run(names, feed)
+            else:
+                with deadline:
+                    results = self.session.run(names, feed, deadline.options)
         except Exception as exc:  # onnxruntime raises its own types; report them as input faults
+            if deadline is not None and deadline.expired:
+                raise DeadlineExceeded(self._late(timeout or 0)) from None
             raise InvalidInput(f"model '{self.manifest.name}' rejected the inputs: {exc}") from None
         if len(results) != len(names):
             raise ModelUnavailable("the session returned an unexpected number of outputs")
         return dict(zip(names, results, strict=True))
+
+    def _late(self, timeout: float) -> str:
+        return (
+            f"model '{self.manifest.name}' did not finish within its time budget of "
+            f"{max(timeout, 0):.2f} s (MAAS_MAX_INFERENCE_SECONDS, or the Lambda's remaining "
+            "time); the run was stopped"
+        )
 
 
 def _names(specs: Sequence[TensorSpec]) -> str:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .manifest import Manifest
-from .runner import Session
+
+if TYPE_CHECKING:
+    from .runner import Session
 
 
 def usable_cpus() -> int:
@@ -52,3 +56,26 @@ class OrtSessionFactory:
             path.read_bytes(), sess_options=options, providers=self.providers()
         )
         return session, session.get_providers()[0]
+
+
+class Deadline:
+    """onnxruntime RunOptions whose `terminate` flag a timer sets after `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        import onnxruntime as ort
+
+        self.options: Any = ort.RunOptions()
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self) -> None:
+        self.expired = True
+        self.options.terminate = True  # onnxruntime stops the run between kernels
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
