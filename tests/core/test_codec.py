@@ -176,3 +176,48 @@ def test_any_strings_round_trip(values: list[str]) -> None:
     assert (
         encode_json_data(decode_binary("s", "BYTES", [len(values)], encode_binary(array))) == values
     )
+
+
+JSONISH = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=2)
+    ),
+    max_leaves=12,
+)
+SHAPES = st.one_of(
+    st.lists(st.integers(min_value=-2, max_value=4), max_size=3),
+    st.just("2"),
+    st.none(),
+    st.lists(st.floats(allow_nan=False), max_size=2),
+)
+
+
+@given(st.sampled_from([*DATATYPES, "FLOAT", ""]), SHAPES, JSONISH)
+def test_any_json_tensor_decodes_or_is_a_typed_error(datatype: str, shape: Any, data: Any) -> None:
+    # Whatever a client sends, the codec returns an array of the declared shape or InvalidInput.
+    try:
+        array = decode_json("x", datatype, shape, data)
+    except InvalidInput:
+        return
+    assert array.shape == tuple(shape)
+    assert array.dtype == OIP_TO_NUMPY[datatype]
+
+
+@given(
+    st.sampled_from(DATATYPES),
+    st.lists(st.integers(min_value=0, max_value=4), max_size=3),
+    st.binary(max_size=64),
+)
+def test_any_binary_tensor_decodes_or_is_a_typed_error(
+    datatype: str, shape: list[int], raw: bytes
+) -> None:
+    try:
+        array = decode_binary("x", datatype, shape, raw)
+    except InvalidInput:
+        return
+    assert array.shape == tuple(shape)
