@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from functions.core.dataplane import DataPlane
+from functions.core.errors import InvalidInput
 from functions.core.names import LATEST
 from functions.core.oip import HEADER_LENGTH, dumps, loads
 
@@ -150,5 +151,10 @@ async def repository_index(request: Request, plane: DataPlaneDep, body: BodyDep)
     ready_only = False
     if body.strip():
         doc = loads(body)
-        ready_only = isinstance(doc, dict) and doc.get("ready") is True
+        if not isinstance(doc, dict):
+            raise InvalidInput('the request must be a JSON object, e.g. {"ready": true}')
+        ready = doc.get("ready")
+        if ready is not None and not isinstance(ready, bool):
+            raise InvalidInput("'ready' must be true or false")
+        ready_only = ready is True
     return json(await offload(request, lambda: plane.repository_index(ready_only=ready_only)))
