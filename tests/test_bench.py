@@ -147,3 +147,29 @@ def test_hot_path_profile_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "session.run" in result.stdout and "orjson.loads" in result.stdout
+
+
+def test_short_load_run_has_no_unexpected_answers(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.load",
+            "--requests",
+            "1000",
+            "--concurrency",
+            "8",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    doc = orjson.loads(out.read_bytes())
+    assert doc["requests"] == 1000
+    assert doc["unexpected"] == 0, doc["unexpected_examples"]
+    assert doc["bad_requests_share"] > 0.3  # bad requests really are mixed in
