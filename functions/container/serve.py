@@ -27,7 +27,7 @@ def main() -> None:
     settings = get_settings()
     # Inside the container SageMaker reaches the server through the container's interface
     # (this is a container's port, not a host's).
-    host = os.environ.get("MAAS_HOST", "0.0.0.0")
+    host = os.environ.get("MAAS_HOST", "0.0.0.0")  # nosec B104
     port = int(os.environ.get("MAAS_PORT", "8080"))
     uvicorn.run(create_container_app(settings), host=host, port=port, log_level="info")
 
