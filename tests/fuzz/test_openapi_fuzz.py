@@ -36,6 +36,8 @@ def test_at_least_1000_generated_requests_and_no_failure(
 ) -> None:
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
+        "--config-file",
+        str(Path(__file__).with_name("schemathesis.toml")),
         "run",
         f"{fuzz_server.url}/openapi.json",
         "--checks",
