@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,7 +23,7 @@ from rich.console import Console
 from bench.__main__ import bodies
 from functions.core.repository import Repository
 from functions.stores import LocalStore
-from model_build.demo import free_port, wait_ready
+from model_build.demo import free_port, spawn_serve
 from model_build.examples.mlp import build_mlp
 from model_build.inspect_onnx import manifest_for
 
@@ -117,23 +115,8 @@ def run(total: int, clients: int) -> dict[str, Any]:
         repo.set_alias(name, "prod", published.version)
     port = free_port()
     env = {**os.environ, "MAAS_CACHE_DIR": str(work / "cache")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "model_build",
-            "serve",
-            "--store",
-            str(work / "store"),
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = spawn_serve(str(work / "store"), port, env)
     try:
-        wait_ready(port, proc)
         mix = requests_mix()
         _drive(port, mix, len(mix) * 20, clients)  # warm-up: models loaded, pools sized
         rss_before, fds_before = _rss_kb(proc.pid), _fds(proc.pid)

@@ -47,6 +47,20 @@ def request(port: int, method: str, path: str, body: bytes | None = None) -> tup
         conn.close()
 
 
+def spawn_serve(
+    store: str, port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`maas serve` in a child process on 127.0.0.1:`port`, ready to answer."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "model_build", "serve", "--store", store, "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL if env is not None else None,
+        stderr=subprocess.DEVNULL if env is not None else None,
+    )
+    wait_ready(port, proc)
+    return proc
+
+
 def wait_ready(
     port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0, path: str = "/v2/health/ready"
 ) -> None:
@@ -78,11 +92,8 @@ def run_demo(*, store: str, port: int, console: Console) -> None:
 
     console.rule("2. serve over HTTP")
     port = port or free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "model_build", "serve", "--store", store, "--port", str(port)]
-    )
+    proc = spawn_serve(store, port)
     try:
-        wait_ready(port, proc)
         console.print(f"maas serve is ready on http://127.0.0.1:{port}")
         expected_digits = _predict_v2(
             port=port, name="digits", inputs=built["digits"].eval_inputs, output="label"

@@ -11,28 +11,27 @@ import orjson
 from tests.conftest import ROOT
 
 
+def run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m ARGS` from the repo root, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
 def test_bench_runs_and_reports_ratios(tmp_path: Path) -> None:
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--seconds",
-            "0.01",
-            "--batches",
-            "1",
-            "--models",
-            "mlp",
-            "--out",
-            str(out),
-            "--plot",
-            str(png),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_module(
+        "bench",
+        "--seconds",
+        "0.01",
+        "--batches",
+        "1",
+        "--models",
+        "mlp",
+        "--out",
+        str(out),
+        "--plot",
+        str(png),
     )
     assert result.returncode == 0, result.stderr
     doc = orjson.loads(out.read_bytes())
@@ -57,28 +56,20 @@ def test_bench_runs_and_reports_ratios(tmp_path: Path) -> None:
 
 def test_compression_bench_reports_every_mode(tmp_path: Path) -> None:
     out = tmp_path / "compression.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.compression",
-            "--quick",
-            "--seconds",
-            "0.01",
-            "--rounds",
-            "1",
-            "--batches",
-            "1",
-            "4",
-            "--threads",
-            "1",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_module(
+        "bench.compression",
+        "--quick",
+        "--seconds",
+        "0.01",
+        "--rounds",
+        "1",
+        "--batches",
+        "1",
+        "4",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
     rows = orjson.loads(out.read_bytes())["rows"]
@@ -92,23 +83,7 @@ def test_compression_bench_reports_every_mode(tmp_path: Path) -> None:
 
 def test_batch_bench_runs_every_path(tmp_path: Path) -> None:
     out = tmp_path / "batch.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.batch",
-            "--rows",
-            "3000",
-            "--chunk-rows",
-            "1000",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_module("bench.batch", "--rows", "3000", "--chunk-rows", "1000", "--out", str(out))
     assert result.returncode == 0, result.stderr
     rows = orjson.loads(out.read_bytes())["rows"]
     assert [r["path"] for r in rows][:3] == [
@@ -121,13 +96,7 @@ def test_batch_bench_runs_every_path(tmp_path: Path) -> None:
 
 def test_coldstart_bench_reports_phases(tmp_path: Path) -> None:
     out = tmp_path / "cold.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.coldstart", "--rounds", "1", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_module("bench.coldstart", "--rounds", "1", "--out", str(out))
     assert result.returncode == 0, result.stderr
     doc = orjson.loads(out.read_bytes())
     assert doc["batch_imports_fastapi"] is False
@@ -138,36 +107,14 @@ def test_coldstart_bench_reports_phases(tmp_path: Path) -> None:
 
 
 def test_hot_path_profile_runs() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.profile_hot"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_module("bench.profile_hot")
     assert result.returncode == 0, result.stderr
     assert "session.run" in result.stdout and "orjson.loads" in result.stdout
 
 
 def test_short_load_run_has_no_unexpected_answers(tmp_path: Path) -> None:
     out = tmp_path / "load.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.load",
-            "--requests",
-            "1000",
-            "--concurrency",
-            "8",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_module("bench.load", "--requests", "1000", "--concurrency", "8", "--out", str(out))
     assert result.returncode == 0, result.stderr
     doc = orjson.loads(out.read_bytes())
     assert doc["requests"] == 1000
