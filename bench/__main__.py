@@ -35,6 +35,7 @@ from bench.timing import Sample, measure
 from functions.core.codec import encode_binary
 from functions.core.repository import Repository
 from functions.core.runner import Runner
+from functions.core.sessions import make_session
 from functions.stores import LocalStore
 from functions.threads import cpu_budget
 from model_build.demo import free_port, wait_ready
@@ -256,10 +257,7 @@ def run(seconds: float, batches: list[int], models: list[str], console: Console)
             "/health",
         )
         try:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            raw = ort.InferenceSession(artifacts[name], options, providers=["CPUExecutionProvider"])
+            raw = make_session(artifacts[name], threads)
             input_name, shape = builders[name][1], builders[name][2]
             for batch in batches:
                 x = np.random.default_rng(batch).standard_normal((batch, *shape)).astype(np.float32)

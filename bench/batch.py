@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import orjson
 from rich.console import Console
 from rich.table import Table
 
 from functions.batch.job import run_job
 from functions.core.repository import Repository
-from functions.core.sessions import usable_cpus
+from functions.core.sessions import make_session, usable_cpus
 from functions.settings import Settings
 from functions.stores import LocalStore
 from functions.wiring import build_registry
@@ -39,9 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _raw(model: bytes, x: np.ndarray, chunk_rows: int) -> float:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = usable_cpus()
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    session = make_session(model, usable_cpus())
     session.run(None, {"x": x[:chunk_rows]})
     start = time.perf_counter()
     for i in range(0, len(x), chunk_rows):

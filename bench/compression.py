@@ -20,20 +20,13 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.timing import measure
-from functions.core.sessions import usable_cpus
+from functions.core.sessions import make_session, usable_cpus
 from model_build.compress import BuildError, optimize, quantize
 from model_build.examples import EXAMPLES
 from model_build.gate import predictions
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("none", "fp16", "int8-dynamic", "int8-static")
-
-
-def _session(model: bytes, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def _timer(session: ort.InferenceSession, feed: dict[str, np.ndarray]) -> Callable[[], object]:
@@ -57,7 +50,7 @@ def run(
             console.print(f"{mode}: not built: {exc}")
     rows: list[dict[str, Any]] = []
     for count in threads:
-        sessions = {mode: _session(model, count) for mode, model in artifacts.items()}
+        sessions = {mode: make_session(model, count) for mode, model in artifacts.items()}
         rows += _measure(
             sessions,
             artifacts,

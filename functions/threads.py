@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from functions.core.sessions import usable_cpus
+
 # Lambda allocates CPU in proportion to memory: one vCPU at 1,769 MB, six at 10,240 MB.
 # https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html
 LAMBDA_MB_PER_VCPU = 1769
@@ -34,14 +36,6 @@ class CpuBudget:
         if self.lambda_vcpus is not None:
             bounds.append(self.lambda_vcpus)
         return max(1, math.ceil(min(bounds)))
-
-
-def affinity() -> int:
-    """CPUs in this process's affinity mask."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -69,7 +63,7 @@ def lambda_vcpus(memory_mb: str | None) -> int | None:
 def cpu_budget() -> CpuBudget:
     """The bounds of this process, read now."""
     return CpuBudget(
-        affinity=affinity(),
+        affinity=usable_cpus(),
         cgroup=cgroup_quota(),
         lambda_vcpus=lambda_vcpus(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")),
     )

@@ -14,8 +14,6 @@ from functions.core.manifest import QUANTIZATIONS
 from .examples.base import Arrays
 
 CALIBRATION_BATCH: Final = 16
-# Ops whose dynamic int8 form is slower here than fp32 (measured: DESIGN.md, Performance).
-NOT_DYNAMIC: Final = {"Conv", "ConvTranspose"}
 
 
 # Operators whose presence proves a quantizer did something.

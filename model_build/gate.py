@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from functions.core.sessions import usable_cpus
+from functions.core.sessions import make_session, usable_cpus
 
 from .examples.base import Arrays
 
@@ -39,12 +39,7 @@ class Verdict:
 
 
 def _session(model: bytes) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = usable_cpus()
-    options.log_severity_level = 3
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return make_session(model, usable_cpus())
 
 
 def predictions(output: npt.NDArray[Any]) -> npt.NDArray[Any]:

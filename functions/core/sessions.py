@@ -44,18 +44,23 @@ class OrtSessionFactory:
 
     def __call__(self, path: Path, manifest: Manifest) -> tuple[Session, str]:
         """Create a session; return it with the provider actually in use."""
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.intra_op_threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         # From bytes, not the path: a model whose external-data locations point elsewhere
         # ("../../etc/passwd") then has nothing to resolve them against, and fails to load.
-        session = ort.InferenceSession(
-            path.read_bytes(), sess_options=options, providers=self.providers()
-        )
+        session = make_session(path.read_bytes(), self.intra_op_threads, self.providers())
         return session, session.get_providers()[0]
+
+
+def make_session(model: bytes, threads: int, providers: list[str] | None = None) -> Any:
+    """An onnxruntime session as the service makes them (the benchmarks and the gate too)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(
+        model, sess_options=options, providers=providers or ["CPUExecutionProvider"]
+    )
 
 
 class Deadline:
