@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from .wire import parse_header_length, too_large_error
+from .wire import too_large_error
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -20,8 +20,3 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise too_large_error(limit)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def header_length(request: Request) -> int | None:
-    """Triton's Inference-Header-Content-Length, if the body carries binary tensors."""
-    return parse_header_length(request.headers.get("inference-header-content-length"))

@@ -10,11 +10,11 @@ from fastapi.responses import Response
 from functions.core.dataplane import DataPlane
 from functions.core.errors import InvalidInput
 from functions.core.names import LATEST
-from functions.core.oip import HEADER_LENGTH, dumps, loads
+from functions.core.oip import dumps, loads
 
-from .body import header_length
 from .deps import BodyDep, DataPlaneDep, ModelName, VersionRef
 from .errors import error_response
+from .hotpath import Route, serve
 from .offload import offload
 from .schemas import (
     ErrorResponse,
@@ -105,29 +105,20 @@ async def version_infer(
     request: Request, plane: DataPlaneDep, body: BodyDep, name: ModelName, version: VersionRef
 ) -> Response:
     """Run a model version or alias. Tensors may be JSON or binary (Triton's extension)."""
-    return await run_infer(request, plane, body, name, version)
+    return await run_route(request, plane, body, Route("v2", name, version))
 
 
 @router.post("/v2/models/{name}/infer", **INFER)  # type: ignore[arg-type]
 async def infer(request: Request, plane: DataPlaneDep, body: BodyDep, name: ModelName) -> Response:
     """Run the model's latest version. Tensors may be JSON or binary (Triton's extension)."""
-    return await run_infer(request, plane, body, name, LATEST)
+    return await run_route(request, plane, body, Route("v2", name, LATEST))
 
 
-async def run_infer(
-    request: Request, plane: DataPlane, body: bytes, name: str, version: str
-) -> Response:
-    """Run off the event loop (see offload) and pick the response type."""
-    length_in = header_length(request)
-    forwarded = await offload(request, lambda: plane.forward(name, version, body, length_in))
-    if forwarded is not None:
-        return Response(forwarded.body, status_code=forwarded.status, headers=forwarded.headers)
-    content, length = await offload(request, lambda: plane.infer(name, version, body, length_in))
-    if length is None:
-        return Response(content, media_type="application/json")
-    return Response(
-        content, media_type="application/octet-stream", headers={HEADER_LENGTH: str(length)}
-    )
+async def run_route(request: Request, plane: DataPlane, body: bytes, route: Route) -> Response:
+    """Infer and predict: the hot path's own `serve` (so both paths answer alike), off the loop."""
+    limit = request.app.state.settings.max_body_bytes
+    reply = await offload(request, lambda: serve(plane, route, body, request.headers, limit))
+    return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
 
 INDEX_BODY = {
