@@ -28,6 +28,17 @@ def build_registry(settings: Settings) -> Registry:
     )
 
 
+def build_forwarder(settings: Settings) -> Forwarder | None:
+    """The SageMaker forwarder the settings ask for, if any (botocore is imported only then)."""
+    if not settings.gpu_endpoint:
+        return None
+    from functions.api.forward import SageMakerForwarder
+
+    return SageMakerForwarder(
+        endpoint=settings.gpu_endpoint, mode=settings.gpu_mode, async_input=settings.gpu_async_input
+    )
+
+
 def build_dataplane(
     settings: Settings, registry: Registry, forwarder: Forwarder | None = None
 ) -> DataPlane:

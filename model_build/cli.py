@@ -226,9 +226,8 @@ def serve(
     import uvicorn
 
     from functions.api.app import create_server_app
-    from functions.api.forward import build_forwarder
     from functions.settings import Settings
-    from functions.wiring import build_registry
+    from functions.wiring import build_forwarder, build_registry
 
     settings = Settings(store=store)
     application = create_server_app(

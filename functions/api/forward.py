@@ -13,7 +13,6 @@ from functions.core.errors import ModelUnavailable
 from functions.core.forwarding import Forwarded, custom_attributes, parse_attributes
 from functions.core.manifest import Manifest
 from functions.core.oip import HEADER_LENGTH
-from functions.settings import Settings
 from functions.stores.s3 import make_client
 
 
@@ -103,12 +102,3 @@ def _error_body(message: str) -> bytes:
     except orjson.JSONDecodeError:
         pass
     return orjson.dumps({"error": message})
-
-
-def build_forwarder(settings: Settings) -> SageMakerForwarder | None:
-    """The forwarder the settings ask for, if any."""
-    if not settings.gpu_endpoint:
-        return None
-    return SageMakerForwarder(
-        endpoint=settings.gpu_endpoint, mode=settings.gpu_mode, async_input=settings.gpu_async_input
-    )

@@ -10,10 +10,9 @@ import logging
 from functools import cache
 from typing import Any
 
-from functions.api.forward import build_forwarder
 from functions.api.hotpath import from_event
 from functions.settings import get_settings
-from functions.wiring import build_dataplane, build_registry, preload
+from functions.wiring import build_dataplane, build_forwarder, build_registry, preload
 
 settings = get_settings()
 registry = build_registry(settings)
