@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 
 import jsii
-from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -17,6 +16,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from .config import MaasConfig
+from .functions import python_function
 from .grants import read_prefix
 
 ACCESS_LOG_FORMAT = json.dumps(
@@ -63,11 +63,6 @@ class GpuForwarding:
     async_input: str  # s3://bucket/prefix for asynchronous request bodies
 
 
-def architecture(name: str) -> lambda_.Architecture:
-    """The Lambda architecture for a context value."""
-    return lambda_.Architecture.ARM_64 if name == "arm64" else lambda_.Architecture.X86_64
-
-
 class ModelApi(Construct):
     """Owns the API function, its alias and HTTP API: `function`, `target`, `http_api`, `stage`."""
 
@@ -94,20 +89,17 @@ class ModelApi(Construct):
                 "MAAS_GPU_MODE": gpu.mode,
                 "MAAS_GPU_ASYNC_INPUT": gpu.async_input,
             }
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
-            "Function",
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            architecture=architecture(config.architecture),
             handler="functions.api.handler.handler",
             code=code,
-            memory_size=config.api_memory_mb,
-            timeout=Duration.seconds(config.api_timeout_seconds),
+            config=config,
+            memory_mb=config.api_memory_mb,
+            timeout_seconds=config.api_timeout_seconds,
             environment=environment,
+            description="serverless-maas API: Open Inference Protocol v2 and v1 predict",
             reserved_concurrent_executions=config.reserved_concurrency,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if config.snap_start else None,
-            log_group=logs.LogGroup(self, "Logs", retention=retention),
-            description="serverless-maas API: Open Inference Protocol v2 and v1 predict",
         )
         # Read-only on models/: the API never writes the model store.
         read_prefix(self.function, models, "models/")

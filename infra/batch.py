@@ -6,14 +6,13 @@ from aws_cdk import Duration, Size
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as notifications
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from .api import architecture
 from .config import MaasConfig
+from .functions import python_function
 from .grants import read_prefix, write_prefix
 
 MAX_RECEIVE_COUNT = 3
@@ -58,15 +57,13 @@ class BatchPipeline(Construct):
             notifications.SqsDestination(self.queue),
             s3.NotificationKeyFilter(prefix="inputs/"),
         )
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
-            "Function",
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            architecture=architecture(config.architecture),
             handler="functions.batch.handler.handler",
             code=code,
-            memory_size=config.batch_memory_mb,
-            timeout=Duration.seconds(config.batch_timeout_seconds),
+            config=config,
+            memory_mb=config.batch_memory_mb,
+            timeout_seconds=config.batch_timeout_seconds,
             # .npz inputs are staged on local disk (zip archives need to seek).
             ephemeral_storage_size=Size.mebibytes(config.batch_ephemeral_mb),
             environment={
@@ -75,7 +72,6 @@ class BatchPipeline(Construct):
                 "MAAS_BATCH_MAX_INPUT_BYTES": str(config.batch_ephemeral_mb * 1024 * 1024 // 2),
                 "POWERTOOLS_SERVICE_NAME": "maas-batch",
             },
-            log_group=logs.LogGroup(self, "Logs", retention=logs.RetentionDays.THREE_MONTHS),
             description="serverless-maas batch: scores files uploaded under inputs/",
         )
         self.function.add_event_source(

@@ -9,9 +9,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from .api import architecture
 from .bundling import ROOT
 from .config import MaasConfig
+from .functions import architecture
 from .grants import read_prefix
 
 # What the image builds never need (kept out of the Docker build context and the asset hash).

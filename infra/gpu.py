@@ -163,17 +163,10 @@ class GpuEndpoint(Construct):
                 predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
             )
             return
-        backlog = cloudwatch.Metric(
-            namespace="AWS/SageMaker",
-            metric_name="ApproximateBacklogSizePerInstance",
-            dimensions_map=dims,
-            statistic="Average",
-            period=Duration.minutes(1),
-        )
         target.scale_to_track_metric(
             "Backlog",
             target_value=5,
-            custom_metric=backlog,
+            custom_metric=_sagemaker_metric("ApproximateBacklogSizePerInstance", dims),
             scale_in_cooldown=Duration.minutes(10),
             scale_out_cooldown=Duration.minutes(2),
         )
@@ -182,13 +175,7 @@ class GpuEndpoint(Construct):
         # https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html
         target.scale_on_metric(
             "FromZero",
-            metric=cloudwatch.Metric(
-                namespace="AWS/SageMaker",
-                metric_name="HasBacklogWithoutCapacity",
-                dimensions_map=dims,
-                statistic="Average",
-                period=Duration.minutes(1),
-            ),
+            metric=_sagemaker_metric("HasBacklogWithoutCapacity", dims),
             scaling_steps=[
                 autoscaling.ScalingInterval(upper=0.5, change=0),
                 autoscaling.ScalingInterval(lower=0.5, change=1),
@@ -196,3 +183,14 @@ class GpuEndpoint(Construct):
             adjustment_type=autoscaling.AdjustmentType.CHANGE_IN_CAPACITY,
             cooldown=Duration.minutes(2),
         )
+
+
+def _sagemaker_metric(name: str, dimensions: dict[str, str]) -> cloudwatch.Metric:
+    """A per-minute average of an AWS/SageMaker endpoint metric."""
+    return cloudwatch.Metric(
+        namespace="AWS/SageMaker",
+        metric_name=name,
+        dimensions_map=dimensions,
+        statistic="Average",
+        period=Duration.minutes(1),
+    )
