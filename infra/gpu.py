@@ -7,7 +7,7 @@ cannot). `maas:gpuMode=realtime` makes it a real-time endpoint with at least one
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import ArnFormat, Duration, Names, Stack
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -127,8 +127,16 @@ class GpuEndpoint(Construct):
             ],
             async_inference_config=async_config,
         )
+        # Named at synth, in lower case: SageMaker's endpoint ARNs are lower case and IAM compares
+        # ARNs case-sensitively, so the invoke grant can name this one endpoint exactly.
+        self.name = Names.unique_resource_name(
+            self, max_length=63, separator="-", allowed_special_characters="-"
+        ).lower()
         self.endpoint = sagemaker.CfnEndpoint(
-            self, "Endpoint", endpoint_config_name=endpoint_config.attr_endpoint_config_name
+            self,
+            "Endpoint",
+            endpoint_name=self.name,
+            endpoint_config_name=endpoint_config.attr_endpoint_config_name,
         )
         self._scale(config)
 
@@ -141,7 +149,7 @@ class GpuEndpoint(Construct):
     def endpoint_arn(self) -> str:
         """The endpoint's ARN, for invoke permissions."""
         return Stack.of(self).format_arn(
-            service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()
+            service="sagemaker", resource="endpoint", resource_name=self.name
         )
 
     def _scale(self, config: MaasConfig) -> None:

@@ -243,6 +243,12 @@ def test_gpu_async_endpoint_scales_to_zero() -> None:
         if "sagemaker:InvokeEndpointAsync" in _actions(st)
     ]
     assert len(invoke) == 1 and invoke[0]["Resource"] != "*"
+    # the grant names this endpoint exactly: its lower-case name, no unresolved token
+    name = s.one("AWS::SageMaker::Endpoint")["EndpointName"]
+    assert name == name.lower() and "${" not in name
+    arn = invoke[0]["Resource"]["Fn::Join"][1]
+    assert "token" not in str(arn).lower()
+    assert arn[-1] == f":endpoint/{name}"
     assert len(s.resources("AWS::SNS::Topic")) == 2
 
 
