@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from functions.core.dataplane import DataPlane
 
-from .hotpath import JSON, _reply, match, serve
+from .hotpath import JSON, Reply, make_reply, match, serve
 from .wire import too_large_error
 
 ASGIApp = Callable[
@@ -49,12 +49,17 @@ class HotPathMiddleware:
             else await _read(receive, self.limit)
         )
         if body is None:
-            reply = _reply(413, orjson.dumps({"error": str(too_large_error(self.limit))}), JSON)
+            reply = make_reply(413, orjson.dumps({"error": str(too_large_error(self.limit))}), JSON)
         else:
             reply = await run_in_threadpool(serve, self.plane, route, body, headers, self.limit)
-        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
-        await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
-        await send({"type": "http.response.body", "body": reply.body})
+        await _send(send, reply)
+
+
+async def _send(send: Any, reply: Reply) -> None:
+    """A reply as the two ASGI messages."""
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
 
 
 async def _read(receive: Any, limit: int) -> bytes | None:
@@ -90,10 +95,8 @@ class ConcurrencyLimit:
                 f"the server has {self.in_flight} requests in flight, its limit "
                 f"(MAAS_SERVE_CONCURRENCY={self.limit}); retry shortly"
             )
-            reply = _reply(503, orjson.dumps({"error": message}), JSON, {"retry-after": "1"})
-            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
-            await send({"type": "http.response.start", "status": 503, "headers": raw})
-            await send({"type": "http.response.body", "body": reply.body})
+            reply = make_reply(503, orjson.dumps({"error": message}), JSON, {"retry-after": "1"})
+            await _send(send, reply)
             return
         self.in_flight += 1
         try:

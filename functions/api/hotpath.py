@@ -61,7 +61,7 @@ class Reply:
     body: bytes
 
 
-def _reply(status: int, body: bytes, media_type: str, extra: Mapping[str, str] = {}) -> Reply:
+def make_reply(status: int, body: bytes, media_type: str, extra: Mapping[str, str] = {}) -> Reply:
     headers = dict(extra)
     headers["content-length"] = str(len(body))
     headers["content-type"] = media_type
@@ -82,7 +82,7 @@ def serve(
         if route.protocol == "v1":
             forwarded = plane.forward(route.name, route.version, body, None, protocol="v1")
             if forwarded is None:
-                return _reply(
+                return make_reply(
                     200, plane.predict(route.name, route.version, body, budget=budget), JSON
                 )
         else:
@@ -93,16 +93,16 @@ def serve(
                     route.name, route.version, body, length_in, budget=budget
                 )
                 if length is None:
-                    return _reply(200, content, JSON)
-                return _reply(200, content, BINARY, {HEADER_LENGTH: str(length)})
+                    return make_reply(200, content, JSON)
+                return make_reply(200, content, BINARY, {HEADER_LENGTH: str(length)})
         media = forwarded.headers.get("content-type", JSON)
         rest = {k: v for k, v in forwarded.headers.items() if k != "content-type"}
-        return _reply(forwarded.status, forwarded.body, media, rest)
+        return make_reply(forwarded.status, forwarded.body, media, rest)
     except MaasError as exc:
         status = status_of(exc)
         if status >= 500:
             log.warning("request failed: %s", exc)
-        return _reply(status, orjson.dumps({"error": str(exc)}), JSON)
+        return make_reply(status, orjson.dumps({"error": str(exc)}), JSON)
 
 
 def lambda_reply(reply: Reply) -> dict[str, Any]:

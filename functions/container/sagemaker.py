@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from functions.api.deps import BodyDep, DataPlaneDep
 from functions.api.errors import error_response
+from functions.api.hotpath import Route, serve
 from functions.api.offload import offload
 from functions.core.errors import InvalidInput
 from functions.core.forwarding import PROTOCOLS, parse_attributes
@@ -42,15 +43,13 @@ async def invocations(request: Request, plane: DataPlaneDep, body: BodyDep) -> R
     protocol = attributes.get("protocol", "v2")
     if protocol not in PROTOCOLS:
         raise InvalidInput(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    if protocol == "v1":
-        content = await offload(request, lambda: plane.predict(name, version, body))
-        return Response(content, media_type="application/json")
     raw = attributes.get("header-length")
     if raw is not None and not raw.isdigit():
         raise InvalidInput(f"header-length must be an integer, got {raw!r}")
-    length_in = int(raw) if raw is not None else None
-    content, length = await offload(request, lambda: plane.infer(name, version, body, length_in))
-    if length is None:
-        return Response(content, media_type="application/json")
-    headers = {HEADER_LENGTH: str(length), ATTRIBUTES: f"header-length={length}"}
-    return Response(content, media_type="application/octet-stream", headers=headers)
+    headers = {HEADER_LENGTH: raw} if raw is not None else {}
+    limit = request.app.state.settings.max_body_bytes
+    route = Route(protocol, name, version)
+    reply = await offload(request, lambda: serve(plane, route, body, headers, limit))
+    if HEADER_LENGTH in reply.headers:  # SageMaker returns only these attributes to the caller
+        reply.headers[ATTRIBUTES] = f"header-length={reply.headers[HEADER_LENGTH]}"
+    return Response(reply.body, status_code=reply.status, headers=reply.headers)
