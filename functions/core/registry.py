@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from .cache import ArtifactCache
-from .errors import ManifestError, ModelUnavailable, StoreUnavailable
+from .errors import ManifestError, ModelUnavailable, StoreUnavailable, VersionNotFound
 from .manifest import Manifest
 from .names import check_name, parse_ref
 from .repository import Repository
@@ -79,7 +79,16 @@ class Registry:
             if cached is not None:
                 self._manifests.move_to_end(key)
                 return cached
-        manifest = self._guard(name, lambda: self.repository.manifest(*key))
+        try:
+            manifest = self._guard(name, lambda: self.repository.manifest(*key))
+        except VersionNotFound:
+            if ref.isdigit():
+                raise
+            # The name resolved, to a version that is gone: the alias is broken, not the request.
+            raise ModelUnavailable(
+                f"model '{name}': alias '{ref}' of model '{name}' points to version {key[1]}, "
+                "which is not published"
+            ) from None
         with self._lock:
             self._manifests[key] = manifest
             while len(self._manifests) > 256:

@@ -67,15 +67,9 @@ class Repository:
                 raise ModelNotFound(f"model '{name}' is not published") from None
             raise VersionNotFound(f"model '{name}' has no version or alias '{parsed}'") from None
         try:
-            version = check_version(int(raw.decode().strip()))
+            return check_version(int(raw.decode().strip()))
         except (ValueError, UnicodeDecodeError):
             raise ManifestError(f"alias '{parsed}' of model '{name}' is malformed") from None
-        if version not in self.versions(name):
-            raise ManifestError(
-                f"alias '{parsed}' of model '{name}' points to version {version}, "
-                "which is not published"
-            )
-        return version
 
     def manifest(self, name: str, version: int) -> Manifest:
         """Read and validate a version's manifest."""
