@@ -30,7 +30,16 @@ STRIP: Final = (
     "onnxruntime/tools",
     "onnxruntime/datasets",
     "onnxruntime/backend",
+    # pysimdjson ships its C++ sources beside the compiled extension
+    "simdjson/simdjson.cpp",
+    "simdjson/simdjson.h",
+    "simdjson/util.cpp",
+    "simdjson/csimdjson.pyx",
 )
+# Lambda's Python runtime provides these (boto3 and its dependencies); pip installs them beside
+# aws-xray-sdk, which needs botocore. The runtime's copies are the ones imported.
+# https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html
+RUNTIME_PROVIDED: Final = ("boto3", "botocore", "s3transfer", "urllib3", "dateutil", "six")
 LAMBDA_UNZIPPED_LIMIT: Final = 250 * 1024 * 1024
 
 
@@ -64,7 +73,18 @@ def install_requirements(out: Path, architecture: str) -> None:
     ]
     subprocess.run(command, check=True)
     for relative in STRIP:
-        shutil.rmtree(out / relative, ignore_errors=True)
+        target = out / relative
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+    for package in RUNTIME_PROVIDED:
+        shutil.rmtree(out / package, ignore_errors=True)
+        (out / f"{package}.py").unlink(missing_ok=True)
+        for info in out.glob(f"{package.replace('-', '_')}-*.dist-info"):
+            shutil.rmtree(info, ignore_errors=True)
+    for info in out.glob("python_dateutil-*.dist-info"):
+        shutil.rmtree(info, ignore_errors=True)
     for tests in [p for p in out.rglob("tests") if p.is_dir()]:
         shutil.rmtree(tests, ignore_errors=True)
     for cache in [p for p in out.rglob("__pycache__") if p.is_dir()]:
