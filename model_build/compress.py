@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -74,8 +76,7 @@ def quantize(model: bytes, mode: str, calibration: Arrays) -> tuple[bytes, dict[
         return model, {}
     if mode == "fp16":
         return _fp16(model)
-    logging.getLogger("root").setLevel(logging.ERROR)  # the quantizer logs advice at WARNING
-    with tempfile.TemporaryDirectory() as tmp:
+    with _quiet_quantizer(), tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         src.write_bytes(model)
         try:
@@ -94,6 +95,36 @@ def quantize(model: bytes, mode: str, calibration: Arrays) -> tuple[bytes, dict[
             f"operators (no {', '.join(sorted(expected))} in the result)"
         )
     return result, details
+
+
+class _QuantizerAdvice(logging.Filter):
+    """Drops what onnxruntime's quantizer logs below ERROR; every other record passes."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self._folder = folder
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.pathname.startswith(self._folder)
+
+
+@contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """Silence the quantizer's advice ("consider pre-processing", per-tensor notes) for one call.
+
+    It logs through the module-level `logging.warning`, on the root logger itself, so a filter on
+    the root logger drops exactly those records: a logger's filters do not see records propagated
+    from other loggers, and no level changes.
+    """
+    import onnxruntime.quantization
+
+    quiet = _QuantizerAdvice(f"{Path(onnxruntime.quantization.__file__).parent}{os.sep}")
+    root = logging.getLogger()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
 
 
 def _op_types(model: bytes) -> set[str]:
