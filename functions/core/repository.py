@@ -98,10 +98,6 @@ class Repository:
         self.manifest(name, check_version(version))
         self.store.write(alias_key(name, check_alias(alias)), f"{version}\n".encode())
 
-    def delete_alias(self, name: str, alias: str) -> None:
-        """Remove an alias."""
-        self.store.delete(alias_key(name, check_alias(alias)))
-
     def publish(self, manifest: Manifest, artifact: bytes) -> Manifest:
         """Store `artifact` as the next version of `manifest.name`; return the final manifest."""
         digest = hashlib.sha256(artifact).hexdigest()

@@ -34,10 +34,6 @@ class Store(Protocol):
         """Yield every key that starts with `prefix`."""
         ...
 
-    def delete(self, key: str) -> None:
-        """Remove the object if it exists."""
-        ...
-
 
 def model_prefix(name: str) -> str:
     """Prefix of every object of model `name`."""

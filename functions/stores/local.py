@@ -81,7 +81,3 @@ class LocalStore:
                 if key.startswith(prefix):
                     keys.append(key)
         yield from sorted(keys)
-
-    def delete(self, key: str) -> None:
-        """Remove the object if present."""
-        self._path(key).unlink(missing_ok=True)

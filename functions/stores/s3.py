@@ -102,10 +102,3 @@ class S3Store:
                     yield item["Key"][len(self.prefix) :]
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, prefix) from None
-
-    def delete(self, key: str) -> None:
-        """Remove the object."""
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail(exc, key) from None
