@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-Datatype = Literal[
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-    "BYTES",
-]
+from functions.core.datatypes import DATATYPES
+
+if TYPE_CHECKING:
+    Datatype = str
+else:
+    # The core table's names as a Literal (a tuple subscript is Literal's several arguments), so
+    # OpenAPI lists them as an enum; a type checker cannot read a Literal built at run time.
+    Datatype = Literal[DATATYPES]
 Data = list[Any] | float | int | bool | str
 
 
