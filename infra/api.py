@@ -18,6 +18,7 @@ from constructs import Construct
 from .config import MaasConfig
 from .functions import python_function
 from .grants import read_prefix
+from .telemetry import log_group
 
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -77,11 +78,9 @@ class ModelApi(Construct):
         gpu: GpuForwarding | None = None,
     ) -> None:
         super().__init__(scope, id)
-        retention = logs.RetentionDays.THREE_MONTHS
         environment = {
             "MAAS_STORE": f"s3://{models.bucket_name}",
             "MAAS_PRELOAD": ",".join(config.preload),
-            "POWERTOOLS_SERVICE_NAME": "maas-api",
         }
         if gpu is not None:
             environment |= {
@@ -94,6 +93,7 @@ class ModelApi(Construct):
             handler="functions.api.handler.handler",
             code=code,
             config=config,
+            service="maas-api",
             memory_mb=config.api_memory_mb,
             timeout_seconds=config.api_timeout_seconds,
             environment=environment,
@@ -127,7 +127,7 @@ class ModelApi(Construct):
             default_authorizer=authorizer,
             default_integration=integrations.HttpLambdaIntegration("Serve", self.target),
         )
-        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=retention)
+        self.access_logs = log_group(self, "AccessLogs", config=config)
         self.stage = apigwv2.HttpStage(
             self,
             "Stage",

@@ -62,6 +62,7 @@ class BatchPipeline(Construct):
             handler="functions.batch.handler.handler",
             code=code,
             config=config,
+            service="maas-batch",
             memory_mb=config.batch_memory_mb,
             timeout_seconds=config.batch_timeout_seconds,
             # .npz inputs are staged on local disk (zip archives need to seek).
@@ -70,7 +71,6 @@ class BatchPipeline(Construct):
                 "MAAS_STORE": f"s3://{models.bucket_name}",
                 "MAAS_BATCH_CHUNK_ROWS": str(config.batch_chunk_rows),
                 "MAAS_BATCH_MAX_INPUT_BYTES": str(config.batch_ephemeral_mb * 1024 * 1024 // 2),
-                "POWERTOOLS_SERVICE_NAME": "maas-batch",
             },
             description="serverless-maas batch: scores files uploaded under inputs/",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
@@ -10,6 +11,15 @@ from constructs import Node
 ARCHITECTURES: Final = ("x86_64", "arm64")
 AUTH: Final = ("iam", "jwt")
 GPU_MODES: Final = ("async", "realtime")
+# Lambda's application log levels, less TRACE (Python's logging has none) and FATAL.
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARN", "ERROR")
+# The only values CloudWatch Logs accepts for a log group's retention.
+# https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
+RETENTION_DAYS: Final = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)  # fmt: skip
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class ConfigError(ValueError):
@@ -43,6 +53,11 @@ class MaasConfig:
     gpu_instance_type: str = "ml.g5.xlarge"
     gpu_max_instances: int = 2
     log_retention_days: int = 90
+    log_level: str = "INFO"
+    tracing: bool = False
+    alarm_email: str | None = None
+    alarm_5xx_percent: float = 1.0
+    alarm_p99_latency_ms: int = 5000
     bundling: bool = True
 
     @classmethod
@@ -63,6 +78,7 @@ class MaasConfig:
         _choice("maas:architecture", self.architecture, ARCHITECTURES)
         _choice("maas:auth", self.auth, AUTH)
         _choice("maas:gpuMode", self.gpu_mode, GPU_MODES)
+        _choice("maas:logLevel", self.log_level, LOG_LEVELS)
         if self.auth == "jwt" and not (self.jwt_issuer and self.jwt_audience):
             raise ConfigError("maas:auth=jwt needs maas:jwtIssuer and maas:jwtAudience")
         if not 128 <= self.api_memory_mb <= 10240 or not 128 <= self.batch_memory_mb <= 10240:
@@ -79,6 +95,24 @@ class MaasConfig:
             raise ConfigError("choose maas:snapStart or maas:provisionedConcurrency, not both")
         if self.provisioned_concurrency < 0 or self.gpu_max_instances < 1:
             raise ConfigError("concurrency and instance counts must be positive")
+        self._validate_observability()
+
+    def _validate_observability(self) -> None:
+        if self.log_retention_days not in RETENTION_DAYS:
+            raise ConfigError(
+                "maas:logRetentionDays must be a CloudWatch Logs retention period "
+                f"({', '.join(map(str, RETENTION_DAYS))}), got {self.log_retention_days}"
+            )
+        if not 0 < self.alarm_5xx_percent <= 100:
+            raise ConfigError("maas:alarm5xxPercent must be above 0 and at most 100")
+        if not 1 <= self.alarm_p99_latency_ms <= 30000:
+            raise ConfigError(
+                "maas:alarmP99LatencyMs must be 1-30000 (API Gateway waits at most 30 s)"
+            )
+        if self.alarm_email is not None and not _EMAIL.match(self.alarm_email):
+            raise ConfigError(
+                f"maas:alarmEmail must be an e-mail address, got {self.alarm_email!r}"
+            )
 
     @property
     def preload(self) -> list[str]:
@@ -108,6 +142,8 @@ def _convert(key: str, raw: Any, kind: Any) -> Any:
             if str(raw).lower() in ("false", "0", "no", "off"):
                 return False
             raise ValueError(raw)
+        if "float" in text:
+            return float(raw)
         if "int" in text:
             return int(raw)
         return str(raw)

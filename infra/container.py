@@ -5,7 +5,6 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -13,6 +12,7 @@ from .bundling import ROOT
 from .config import MaasConfig
 from .functions import architecture
 from .grants import read_prefix
+from .telemetry import function_props
 
 # What the image builds never need (kept out of the Docker build context and the asset hash).
 CONTEXT_EXCLUDE = [
@@ -59,12 +59,15 @@ class HeavyCpuFunction(Construct):
             architecture=architecture(config.architecture),
             memory_size=config.heavy_cpu_memory_mb,
             timeout=Duration.seconds(config.api_timeout_seconds),
-            environment={
-                "MAAS_STORE": f"s3://{models.bucket_name}",
-                "MAAS_API_BASE_PATH": self.BASE_PATH,
-                "POWERTOOLS_SERVICE_NAME": "maas-heavy",
-            },
-            log_group=logs.LogGroup(self, "Logs", retention=logs.RetentionDays.THREE_MONTHS),
             description="serverless-maas heavy-CPU API: the same app in a container image",
+            **function_props(
+                self,
+                service="maas-heavy",
+                config=config,
+                environment={
+                    "MAAS_STORE": f"s3://{models.bucket_name}",
+                    "MAAS_API_BASE_PATH": self.BASE_PATH,
+                },
+            ),
         )
         read_prefix(self.function, models, "models/")

@@ -6,10 +6,10 @@ from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from .config import MaasConfig
+from .telemetry import function_props
 
 
 def architecture(name: str) -> lambda_.Architecture:
@@ -23,13 +23,14 @@ def python_function(
     handler: str,
     code: lambda_.Code,
     config: MaasConfig,
+    service: str,
     memory_mb: int,
     timeout_seconds: int,
     environment: dict[str, str],
     description: str,
     **extra: Any,
 ) -> lambda_.Function:
-    """`scope`/Function: Python 3.12 on the configured architecture, logs kept three months."""
+    """`scope`/Function: Python 3.12 on the configured architecture, observable as `service`."""
     return lambda_.Function(
         scope,
         "Function",
@@ -39,8 +40,7 @@ def python_function(
         code=code,
         memory_size=memory_mb,
         timeout=Duration.seconds(timeout_seconds),
-        environment=environment,
-        log_group=logs.LogGroup(scope, "Logs", retention=logs.RetentionDays.THREE_MONTHS),
         description=description,
+        **function_props(scope, service=service, config=config, environment=environment),
         **extra,
     )

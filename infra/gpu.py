@@ -22,9 +22,12 @@ from .bundling import ROOT
 from .config import MaasConfig
 from .container import CONTEXT_EXCLUDE
 from .grants import read_prefix, write_prefix
+from .telemetry import log_group, powertools
 
 VARIANT = "AllTraffic"
 ASYNC_PREFIX = "gpu"
+# Target tracking keeps about this many queued requests per instance (asynchronous mode).
+BACKLOG_PER_INSTANCE = 5
 
 
 class GpuEndpoint(Construct):
@@ -48,6 +51,15 @@ class GpuEndpoint(Construct):
         )
         self.image.repository.grant_pull(self.role)
         read_prefix(self.role, models, "models/")
+        # Named at synth, in lower case: SageMaker's endpoint ARNs are lower case and IAM compares
+        # ARNs case-sensitively, so the invoke grant can name this one endpoint exactly.
+        self.name = Names.unique_resource_name(
+            self, max_length=63, separator="-", allowed_special_characters="-"
+        ).lower()
+        # SageMaker logs to /aws/sagemaker/Endpoints/<name>; created here so it has a retention
+        # (SageMaker would create it without one) and the role writes to this group only.
+        logs_name = f"/aws/sagemaker/Endpoints/{self.name}"
+        self.logs = log_group(self, "Logs", config=config, log_group_name=logs_name)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
@@ -55,9 +67,10 @@ class GpuEndpoint(Construct):
                     Stack.of(self).format_arn(
                         service="logs",
                         resource="log-group",
-                        resource_name="/aws/sagemaker/Endpoints/*",
+                        resource_name=logs_name,
                         arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
+                    ),
+                    self.logs.log_group_arn,  # the group's streams (its ARN ends in :*)
                 ],
             )
         )
@@ -79,7 +92,12 @@ class GpuEndpoint(Construct):
             execution_role_arn=self.role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=self.image.image_uri,
-                environment={"MAAS_STORE": f"s3://{models.bucket_name}", "MAAS_DEVICE": "cuda"},
+                # No X-Ray daemon runs beside a SageMaker container: its tracer stays off.
+                environment={
+                    "MAAS_STORE": f"s3://{models.bucket_name}",
+                    "MAAS_DEVICE": "cuda",
+                    **powertools("maas-gpu", config=config, tracing=False),
+                },
             ),
         )
         model.node.add_dependency(self.role)
@@ -127,17 +145,13 @@ class GpuEndpoint(Construct):
             ],
             async_inference_config=async_config,
         )
-        # Named at synth, in lower case: SageMaker's endpoint ARNs are lower case and IAM compares
-        # ARNs case-sensitively, so the invoke grant can name this one endpoint exactly.
-        self.name = Names.unique_resource_name(
-            self, max_length=63, separator="-", allowed_special_characters="-"
-        ).lower()
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
             endpoint_name=self.name,
             endpoint_config_name=endpoint_config.attr_endpoint_config_name,
         )
+        self.endpoint.node.add_dependency(self.logs)
         self._scale(config)
 
     @property
@@ -152,6 +166,26 @@ class GpuEndpoint(Construct):
             service="sagemaker", resource="endpoint", resource_name=self.name
         )
 
+    def metric(
+        self,
+        name: str,
+        *,
+        statistic: str = "Average",
+        minutes: int = 1,
+        variant: bool = False,
+    ) -> cloudwatch.Metric:
+        """An AWS/SageMaker metric of this endpoint (of its variant, for per-variant metrics)."""
+        dimensions = {"EndpointName": self.endpoint_name}
+        if variant:
+            dimensions["VariantName"] = VARIANT
+        return cloudwatch.Metric(
+            namespace="AWS/SageMaker",
+            metric_name=name,
+            dimensions_map=dimensions,
+            statistic=statistic,
+            period=Duration.minutes(minutes),
+        )
+
     def _scale(self, config: MaasConfig) -> None:
         minimum = 0 if self.mode == "async" else 1  # only asynchronous endpoints reach zero
         target = autoscaling.ScalableTarget(
@@ -163,7 +197,6 @@ class GpuEndpoint(Construct):
             min_capacity=minimum,
             max_capacity=config.gpu_max_instances,
         )
-        dims = {"EndpointName": self.endpoint_name}
         if self.mode == "realtime":
             target.scale_to_track_metric(
                 "Invocations",
@@ -173,8 +206,8 @@ class GpuEndpoint(Construct):
             return
         target.scale_to_track_metric(
             "Backlog",
-            target_value=5,
-            custom_metric=_sagemaker_metric("ApproximateBacklogSizePerInstance", dims),
+            target_value=BACKLOG_PER_INSTANCE,
+            custom_metric=self.metric("ApproximateBacklogSizePerInstance"),
             scale_in_cooldown=Duration.minutes(10),
             scale_out_cooldown=Duration.minutes(2),
         )
@@ -183,7 +216,7 @@ class GpuEndpoint(Construct):
         # https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html
         target.scale_on_metric(
             "FromZero",
-            metric=_sagemaker_metric("HasBacklogWithoutCapacity", dims),
+            metric=self.metric("HasBacklogWithoutCapacity"),
             scaling_steps=[
                 autoscaling.ScalingInterval(upper=0.5, change=0),
                 autoscaling.ScalingInterval(lower=0.5, change=1),
@@ -191,14 +224,3 @@ class GpuEndpoint(Construct):
             adjustment_type=autoscaling.AdjustmentType.CHANGE_IN_CAPACITY,
             cooldown=Duration.minutes(2),
         )
-
-
-def _sagemaker_metric(name: str, dimensions: dict[str, str]) -> cloudwatch.Metric:
-    """A per-minute average of an AWS/SageMaker endpoint metric."""
-    return cloudwatch.Metric(
-        namespace="AWS/SageMaker",
-        metric_name=name,
-        dimensions_map=dimensions,
-        statistic="Average",
-        period=Duration.minutes(1),
-    )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_s3 as s3
+from constructs import IConstruct
 
 PREFIX = (
     "Each function or role reads or writes only its own prefix of the bucket: a key wildcard "
@@ -13,10 +16,7 @@ BASIC_EXECUTION = (
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
     "AWSLambdaBasicExecutionRole]"
 )
-SAGEMAKER_LOGS = (
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
-    "log-group:/aws/sagemaker/Endpoints/*]"
-)
+STAR = "AwsSolutions-IAM5[Resource::*]"
 REASONS: dict[str, str] = {
     BASIC_EXECUTION: (
         "AWSLambdaBasicExecutionRole only allows writing the function's own CloudWatch Logs."
@@ -30,17 +30,18 @@ REASONS: dict[str, str] = {
         "design fixes this runtime; moving on is a deliberate change, not an automatic one."
     ),
 }
-GPU_REASONS: dict[str, str] = {
-    "AwsSolutions-IAM5[Resource::*]": (
-        "ecr:GetAuthorizationToken supports no resource-level permission; the image pull itself "
-        "is granted on the one repository "
-        "(https://docs.aws.amazon.com/AmazonECR/latest/userguide/security-iam-awsmanpol.html)."
-    ),
-    SAGEMAKER_LOGS: (
-        "SageMaker writes the endpoint's logs under /aws/sagemaker/Endpoints/<name>; the name is "
-        "only known at deploy, and naming it here would make the role depend on the endpoint."
-    ),
-}
+# These two are acknowledged on the construct that holds the statement, not stack-wide, so that
+# neither reason covers the other's '*'.
+GPU_ROLE_REASON = (
+    "ecr:GetAuthorizationToken supports no resource-level permission; the image pull itself "
+    "is granted on the one repository "
+    "(https://docs.aws.amazon.com/AmazonECR/latest/userguide/security-iam-awsmanpol.html)."
+)
+TRACING_REASON = (
+    "Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no "
+    "resource-level permission, so Lambda's own tracing grant names '*' "
+    "(https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsx-ray.html)."
+)
 SNAPSTART_REASONS: dict[str, str] = {
     "Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish": (
         "The 'live' alias publishes a version on every change; the HTTP API invokes that alias."
@@ -62,16 +63,29 @@ PREFIXES: dict[str, tuple[str, ...]] = {
 
 
 def acknowledge(
-    stack: Stack, buckets: dict[str, s3.Bucket], *, gpu: bool = False, snap_start: bool = False
+    stack: Stack,
+    buckets: dict[str, s3.Bucket],
+    *,
+    gpu_role: IConstruct | None = None,
+    traced: Sequence[IConstruct] = (),
+    snap_start: bool = False,
 ) -> None:
-    """Record every accepted finding on the stack, with its reason."""
-    reasons = dict(REASONS) | (GPU_REASONS if gpu else {})
+    """Record every accepted finding, with its reason, on the narrowest scope that has it."""
+    reasons = dict(REASONS)
     for name, bucket in buckets.items():
         logical_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
         for prefix in PREFIXES[name]:
             reasons[f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}]"] = PREFIX
     for rule, reason in reasons.items():
-        Validations.of(stack).acknowledge(Acknowledgment(id=f"AwsSolutions::{rule}", reason=reason))
+        _acknowledge(stack, f"AwsSolutions::{rule}", reason)
+    if gpu_role is not None:
+        _acknowledge(gpu_role, f"AwsSolutions::{STAR}", GPU_ROLE_REASON)
+    for function in traced:
+        _acknowledge(function, f"AwsSolutions::{STAR}", TRACING_REASON)
     if snap_start:
         for rule, reason in SNAPSTART_REASONS.items():
-            Validations.of(stack).acknowledge(Acknowledgment(id=rule, reason=reason))
+            _acknowledge(stack, rule, reason)
+
+
+def _acknowledge(scope: IConstruct, id: str, reason: str) -> None:
+    Validations.of(scope).acknowledge(Acknowledgment(id=id, reason=reason))

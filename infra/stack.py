@@ -8,17 +8,21 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from .alarms import Alarms
 from .api import GpuForwarding, ModelApi
 from .batch import BatchPipeline
 from .bundling import function_code
 from .config import MaasConfig
 from .container import HeavyCpuFunction
+from .dashboard import ServiceDashboard
 from .gpu import ASYNC_PREFIX, GpuEndpoint
 from .grants import write_prefix
 from .nag import acknowledge
 from .storage import Storage
+from .telemetry import keep_handler_logs
 
 
 class MaasStack(Stack):
@@ -62,6 +66,7 @@ class MaasStack(Stack):
                 integration=integrations.HttpLambdaIntegration("HeavyServe", self.heavy.function),
             )
         self.storage = storage
+        self._observe()
         CfnOutput(
             self,
             "ApiUrl",
@@ -83,9 +88,47 @@ class MaasStack(Stack):
         CfnOutput(self, "DeadLetterQueue", value=self.batch.dead_letters.queue_url)
         if self.gpu is not None:
             CfnOutput(self, "GpuEndpoint", value=self.gpu.endpoint_name)
+        CfnOutput(
+            self,
+            "AlarmTopic",
+            value=self.alarms.topic.topic_arn,
+            description="every alarm notifies this SNS topic (subscribe with maas:alarmEmail)",
+        )
+        CfnOutput(self, "DashboardName", value=self.dashboard.dashboard.dashboard_name)
         acknowledge(
             self,
             {"models": storage.models, "batch": storage.batch},
-            gpu=self.gpu is not None,
+            gpu_role=self.gpu.role if self.gpu is not None else None,
+            traced=list(self.functions.values()) if config.tracing else (),
             snap_start=config.snap_start,
+        )
+
+    def _observe(self) -> None:
+        """`functions` by service name, the alarms on them and the rest, and the dashboard."""
+        functions: dict[str, lambda_.Function] = {
+            "maas-api": self.api.function,
+            "maas-batch": self.batch.function,
+        }
+        if self.heavy is not None:
+            functions["maas-heavy"] = self.heavy.function
+        self.functions = functions
+        keep_handler_logs(self, config=self.config)
+        self.alarms = Alarms(
+            self,
+            "Alarms",
+            config=self.config,
+            stage=self.api.stage,
+            functions=functions,
+            gpu=self.gpu,
+            existing=[self.batch.alarm],
+        )
+        self.dashboard = ServiceDashboard(
+            self,
+            "Dashboard",
+            stage=self.api.stage,
+            functions=functions,
+            inputs=self.batch.queue,
+            dead_letters=self.batch.dead_letters,
+            alarms=self.alarms.alarms,
+            gpu=self.gpu,
         )

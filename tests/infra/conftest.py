@@ -69,4 +69,16 @@ VARIANTS: dict[str, dict[str, str]] = {
         "jwtAudience": "maas",
     },
     "provisioned": {"provisionedConcurrency": "2", "reservedConcurrency": "10"},
+    # Every observability key off its default, with the heavy-CPU and GPU variants to observe.
+    "observed": {
+        "tracing": "true",
+        "heavyCpu": "true",
+        "gpu": "true",
+        "logLevel": "WARN",
+        "logRetentionDays": "365",
+        "alarmEmail": "oncall@example.com",
+        "alarm5xxPercent": "2.5",
+        "alarmP99LatencyMs": "1500",
+        "gpuMaxInstances": "3",
+    },
 }

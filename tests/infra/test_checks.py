@@ -111,6 +111,24 @@ def test_the_pinned_cli_synthesizes_from_the_repo_root(tmp_path: Path) -> None:
             {"snapStart": "true", "provisionedConcurrency": "1"},
             "choose maas:snapStart or maas:provisionedConcurrency, not both",
         ),
+        (
+            {"logRetentionDays": "100"},
+            "maas:logRetentionDays must be a CloudWatch Logs retention period (1, 3, 5, 7, 14, "
+            "30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, "
+            "3653), got 100",
+        ),
+        (
+            {"logLevel": "VERBOSE"},
+            "maas:logLevel must be one of DEBUG, INFO, WARN, ERROR, got 'VERBOSE'",
+        ),
+        ({"tracing": "sometimes"}, "context maas:tracing='sometimes' is not a valid bool"),
+        ({"alarm5xxPercent": "0"}, "maas:alarm5xxPercent must be above 0 and at most 100"),
+        ({"alarm5xxPercent": "many"}, "context maas:alarm5xxPercent='many' is not a valid float"),
+        (
+            {"alarmP99LatencyMs": "60000"},
+            "maas:alarmP99LatencyMs must be 1-30000 (API Gateway waits at most 30 s)",
+        ),
+        ({"alarmEmail": "oncall"}, "maas:alarmEmail must be an e-mail address, got 'oncall'"),
     ],
 )
 def test_bad_context_is_a_clear_error(context: dict[str, str], message: str) -> None:
