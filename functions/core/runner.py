@@ -9,9 +9,9 @@ import numpy as np
 
 from .codec import Array
 from .datatypes import numpy_dtype, oip_datatype
+from .deadline import Watchdog, default_watchdog
 from .errors import DeadlineExceeded, InvalidInput, ModelUnavailable
 from .manifest import Manifest, TensorSpec
-from .sessions import Deadline
 
 
 class Session(Protocol):
@@ -27,10 +27,18 @@ class Session(Protocol):
 class Runner:
     """One loaded model version: its manifest and its session."""
 
-    def __init__(self, manifest: Manifest, session: Session, *, provider: str = "CPU") -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        session: Session,
+        *,
+        provider: str = "CPU",
+        watchdog: Watchdog | None = None,
+    ) -> None:
         self.manifest = manifest
         self.session = session
         self.provider = provider
+        self.watchdog = watchdog or default_watchdog()
         self._inputs = {spec.name: spec for spec in manifest.inputs}
         self._outputs = [spec.name for spec in manifest.outputs]
 
@@ -78,22 +86,32 @@ class Runner:
         """Check inputs, run the session (stopped after `timeout` s) and return the outputs."""
         feed = self.check_inputs(inputs)
         names = self.output_names(outputs)
-        if timeout is not None and timeout <= 0:
-            raise DeadlineExceeded(self._late(timeout))
-        deadline = Deadline(timeout) if timeout is not None else None
-        try:
-            if deadline is None:
+        if timeout is None:
+            try:
                 results = self.session.run(names, feed)
-            else:
-                with deadline:
-                    results = self.session.run(names, feed, deadline.options)
-        except Exception as exc:  # onnxruntime raises its own types; report them as input faults
-            if deadline is not None and deadline.expired:
-                raise DeadlineExceeded(self._late(timeout or 0)) from None
-            raise InvalidInput(f"model '{self.manifest.name}' rejected the inputs: {exc}") from None
+            except Exception as exc:  # onnxruntime raises its own types: input faults
+                raise InvalidInput(
+                    f"model '{self.manifest.name}' rejected the inputs: {exc}"
+                ) from None
+        else:
+            results = self._run_within(names, feed, timeout)
         if len(results) != len(names):
             raise ModelUnavailable("the session returned an unexpected number of outputs")
         return dict(zip(names, results, strict=True))
+
+    def _run_within(self, names: list[str], feed: dict[str, Array], timeout: float) -> list[Any]:
+        """Run under the process watchdog; a run it stops is DeadlineExceeded."""
+        if timeout <= 0:
+            raise DeadlineExceeded(self._late(timeout))
+        budget = self.watchdog.arm(timeout)
+        try:
+            return self.session.run(names, feed, budget.options)
+        except Exception as exc:  # onnxruntime raises its own types: input faults, or our stop
+            if budget.expired:
+                raise DeadlineExceeded(self._late(timeout)) from None
+            raise InvalidInput(f"model '{self.manifest.name}' rejected the inputs: {exc}") from None
+        finally:
+            self.watchdog.release(budget)
 
     def _late(self, timeout: float) -> str:
         return (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,26 +60,3 @@ def make_session(model: bytes, threads: int, providers: list[str] | None = None)
     return ort.InferenceSession(
         model, sess_options=options, providers=providers or ["CPUExecutionProvider"]
     )
-
-
-class Deadline:
-    """onnxruntime RunOptions whose `terminate` flag a timer sets after `seconds`."""
-
-    def __init__(self, seconds: float) -> None:
-        import onnxruntime as ort
-
-        self.options: Any = ort.RunOptions()
-        self.expired = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def _expire(self) -> None:
-        self.expired = True
-        self.options.terminate = True  # onnxruntime stops the run between kernels
-
-    def __enter__(self) -> Deadline:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._timer.cancel()
