@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import IntegrityError, ModelUnavailable, StoreError
 from .manifest import Manifest
+from .observe import ModelLoad
 from .store import Store, artifact_key
 
 _CHUNK = 1 << 20
@@ -33,11 +35,17 @@ class ArtifactCache:
         """Where an artifact with this digest lives."""
         return self.root / f"{sha256}.onnx"
 
-    def fetch(self, store: Store, manifest: Manifest) -> Path:
-        """Return a verified local copy of the manifest's artifact, downloading it if needed."""
+    def fetch(self, store: Store, manifest: Manifest, load: ModelLoad | None = None) -> Path:
+        """Return a verified local copy of the manifest's artifact, downloading it if needed.
+
+        `load`, when given, receives the time each phase took and whether the cache had it.
+        """
+        load = load or ModelLoad(manifest.name, manifest.version, manifest.size_bytes)
         label = f"model '{manifest.name}' version {manifest.version}"
         target = self.path(manifest.sha256)
+        started = time.perf_counter()
         if target.exists() and sha256_file(target) == manifest.sha256:
+            load.cached, load.verify_seconds = True, time.perf_counter() - started
             return target
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -49,13 +57,17 @@ class ArtifactCache:
             ) from None
         tmp = Path(tmp_name)
         try:
+            started = time.perf_counter()
             try:
                 store.download(artifact_key(manifest.name, manifest.version), tmp)
             except StoreError as exc:
                 raise ModelUnavailable(f"{label}: cannot fetch the artifact: {exc}") from None
             except OSError as exc:
                 raise ModelUnavailable(f"{label}: cannot write the artifact cache: {exc}") from None
+            downloaded = time.perf_counter()
+            load.download_seconds = downloaded - started
             actual = sha256_file(tmp)
+            load.verify_seconds = time.perf_counter() - downloaded
             if actual != manifest.sha256:
                 raise IntegrityError(
                     f"{label}: artifact sha256 {actual[:12]}... does not match the manifest's "

@@ -10,14 +10,20 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from .cache import ArtifactCache
+from .deadline import Watchdog, default_watchdog
 from .errors import ManifestError, ModelUnavailable, StoreUnavailable, VersionNotFound
 from .manifest import Manifest
 from .names import check_name, parse_ref
+from .observe import LoadObserver, ModelLoad, Unobserved
 from .repository import Repository
 from .runner import Runner, Session
 
 Key = tuple[str, int]
 T = TypeVar("T")
+FOREVER = float("inf")
+# Distinct (name, reference) resolutions kept; past it the table starts afresh (rare: only
+# references that resolved are kept, and each names a published version or alias).
+MAX_REFS = 4096
 
 
 class SessionFactory(Protocol):
@@ -29,7 +35,13 @@ class SessionFactory(Protocol):
 
 
 class Registry:
-    """Resolves references, loads artifacts once, keeps at most `max_models` sessions."""
+    """Resolves references, loads artifacts once, keeps at most `max_models` sessions.
+
+    One cache maps (name, reference) to a version: a version number for good, an alias or
+    `latest` until `alias_ttl` seconds after the store was read, so a promotion reaches every
+    warm container within the TTL. Runners are kept per (name, version), least recently used
+    dropped first.
+    """
 
     def __init__(
         self,
@@ -40,6 +52,8 @@ class Registry:
         max_models: int = 8,
         alias_ttl: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        observer: LoadObserver | None = None,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.repository = repository
         self.cache = cache
@@ -47,28 +61,30 @@ class Registry:
         self.max_models = max(1, max_models)
         self.alias_ttl = alias_ttl
         self.clock = clock
+        self.observer: LoadObserver = observer or Unobserved()
+        self.watchdog = watchdog or default_watchdog()
         self._lock = threading.Lock()
+        self._refs: dict[tuple[str, str], tuple[int, float]] = {}  # -> (version, good until)
         self._runners: OrderedDict[Key, Runner] = OrderedDict()
         self._manifests: OrderedDict[Key, Manifest] = OrderedDict()
-        self._refs: dict[tuple[str, str], tuple[int, float]] = {}
         self._loading: dict[Key, threading.Lock] = {}
-        # (name, ref) -> (runner, expiry or None): one dict lookup per request once warm.
-        self._hot: dict[tuple[str, str], tuple[Runner, float | None]] = {}
 
     def resolve(self, name: str, ref: str) -> int:
         """Resolve `ref` to a version; aliases and `latest` are re-read after the TTL."""
+        hit = self._refs.get((name, ref))
+        if hit is not None and self.clock() < hit[1]:
+            return hit[0]
         check_name(name)
         parsed = parse_ref(ref)
         if isinstance(parsed, int):
-            return parsed
-        now = self.clock()
-        with self._lock:
-            hit = self._refs.get((name, parsed))
-        if hit is not None and now - hit[1] < self.alias_ttl:
-            return hit[0]
-        version = self._guard(name, lambda: self.repository.resolve(name, parsed))
-        with self._lock:
-            self._refs[(name, parsed)] = (version, now)
+            version, until = parsed, FOREVER
+        else:
+            # The TTL runs from before the read: the answer is never older than it says.
+            until = self.clock() + self.alias_ttl
+            version = self._guard(name, lambda: self.repository.resolve(name, parsed))
+        if len(self._refs) >= MAX_REFS:
+            self._refs.clear()
+        self._refs[(name, ref)] = (version, until)
         return version
 
     def manifest(self, name: str, ref: str) -> Manifest:
@@ -97,23 +113,20 @@ class Registry:
 
     def runner(self, name: str, ref: str) -> Runner:
         """A ready runner for `name` at `ref`, loading (download, verify, session) on first use."""
-        hit = self._hot.get((name, ref))
-        if hit is not None and (hit[1] is None or self.clock() < hit[1]):
-            return hit[0]
-        runner = self._runner(name, ref)
-        # A version number never changes what it names; an alias or `latest` may after the TTL.
-        expiry = None if ref.isdigit() else self.clock() + self.alias_ttl
-        self._hot[(name, ref)] = (runner, expiry)
-        return runner
+        key = (name, self.resolve(name, ref))
+        runner = self._runners.get(key)
+        if runner is not None:
+            try:
+                self._runners.move_to_end(key)  # one C call, atomic under the GIL
+            except KeyError:  # evicted meanwhile by another thread: it stays usable for this call
+                pass
+            return runner
+        return self._runner(name, ref)
 
     def _runner(self, name: str, ref: str) -> Runner:
         manifest = self.manifest(name, ref)
         key = (manifest.name, manifest.version)
         with self._lock:
-            runner = self._runners.get(key)
-            if runner is not None:
-                self._runners.move_to_end(key)
-                return runner
             gate = self._loading.setdefault(key, threading.Lock())
         with gate:
             with self._lock:
@@ -123,10 +136,7 @@ class Registry:
                 with self._lock:
                     self._runners[key] = runner
                     while len(self._runners) > self.max_models:
-                        _, evicted = self._runners.popitem(last=False)
-                        for hot_key, (hot_runner, _) in list(self._hot.items()):
-                            if hot_runner is evicted:
-                                self._hot.pop(hot_key, None)
+                        self._runners.popitem(last=False)
         return runner
 
     def loaded_runner(self, name: str, version: int) -> Runner | None:
@@ -145,14 +155,19 @@ class Registry:
             return list(self._runners)
 
     def _load(self, manifest: Manifest) -> Runner:
-        path = self.cache.fetch(self.repository.store, manifest)
-        try:
-            session, provider = self.session_factory(path, manifest)
-        except Exception as exc:  # onnxruntime raises its own types for unloadable bytes
-            raise ModelUnavailable(
-                f"model '{manifest.name}' version {manifest.version} cannot be loaded: {exc}"
-            ) from None
-        return Runner(manifest, session, provider=provider)
+        start = ModelLoad(manifest.name, manifest.version, manifest.size_bytes)
+        with self.observer.loading(start) as load:
+            path = self.cache.fetch(self.repository.store, manifest, load)
+            began = time.perf_counter()
+            try:
+                session, provider = self.session_factory(path, manifest)
+            except Exception as exc:  # onnxruntime raises its own types for unloadable bytes
+                raise ModelUnavailable(
+                    f"model '{manifest.name}' version {manifest.version} cannot be loaded: {exc}"
+                ) from None
+            load.session_seconds = time.perf_counter() - began
+            load.provider = provider
+        return Runner(manifest, session, provider=provider, watchdog=self.watchdog)
 
     @staticmethod
     def _guard(name: str, call: Callable[[], T]) -> T:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from functions.core.errors import (
     ModelUnavailable,
     VersionNotFound,
 )
+from functions.core.observe import ModelLoad
 from functions.core.registry import Registry
 from functions.core.repository import Repository
 from functions.core.sessions import OrtSessionFactory
@@ -74,6 +77,66 @@ def test_alias_promotion_and_rollback_take_effect_after_the_ttl(
     repo.set_alias("multi", "prod", 1)
     clock.now += 31
     assert registry.resolve("multi", "prod") == 1
+
+
+@pytest.mark.parametrize(("promoted_at", "used_at"), [(0.0, 0.5), (1.0, 29.0), (10.0, 25.0)])
+def test_a_promotion_is_served_within_the_ttl(
+    repo: Repository, registry: Registry, clock: Clock, promoted_at: float, used_at: float
+) -> None:
+    # Given prod on version 1, read at t=0 by a metadata request
+    publish(repo, "multi", models.multi_io(), alias="prod")
+    publish(repo, "multi", models.multi_io())
+    start = clock.now
+    assert registry.manifest("multi", "prod").version == 1
+    # When prod is promoted to 2, and inference uses prod before the TTL has run out
+    clock.now = start + promoted_at
+    repo.set_alias("multi", "prod", 2)
+    clock.now = start + used_at
+    assert registry.runner("multi", "prod").manifest.version == 1  # allowed: within the TTL
+    # Then from MAAS_ALIAS_TTL_SECONDS after the promotion on, inference serves 2 (one cache:
+    # the TTL runs from the store read, never restarted by a second cache filled later)
+    clock.now = start + promoted_at + registry.alias_ttl + 0.001
+    assert registry.runner("multi", "prod").manifest.version == 2
+    assert registry.manifest("multi", "prod").version == 2
+
+
+def test_a_hot_model_is_not_the_one_evicted(repo: Repository, registry: Registry) -> None:
+    # Given two loaded models (the bound is 2), `a` used again after `b`
+    for name in ("a", "b", "c"):
+        publish(repo, name, models.multi_io())
+    registry.runner("a", "1")
+    registry.runner("b", "1")
+    registry.runner("a", "1")
+    # When a third is loaded, the least recently used (b) goes, not the hot one
+    registry.runner("c", "1")
+    assert registry.loaded() == [("a", 1), ("c", 1)]
+
+
+def test_model_loads_are_observed_phase_by_phase(
+    repo: Repository, clock: Clock, tmp_path: Path
+) -> None:
+    seen: list[ModelLoad] = []
+
+    class Recorder:
+        @contextmanager
+        def loading(self, load: ModelLoad) -> Iterator[ModelLoad]:
+            yield load
+            seen.append(load)
+
+    registry = Registry(
+        repository=repo,
+        cache=ArtifactCache(tmp_path / "cache"),
+        session_factory=OrtSessionFactory(intra_op_threads=1),
+        observer=Recorder(),
+        clock=clock,
+    )
+    publish(repo, "multi", models.multi_io())
+    registry.runner("multi", "1")
+    (load,) = seen
+    assert (load.name, load.version, load.cached) == ("multi", 1, False)
+    assert load.download_seconds > 0 and load.verify_seconds > 0 and load.session_seconds > 0
+    assert load.provider == "CPUExecutionProvider"
+    assert load.size_bytes == repo.manifest("multi", 1).size_bytes
 
 
 def test_latest_follows_new_versions_after_the_ttl(
