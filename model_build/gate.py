@@ -30,12 +30,7 @@ class Verdict:
     """The gate's measurements and decision."""
 
     metrics: dict[str, Any]
-    reasons: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        """True when no threshold was missed."""
-        return not self.reasons
+    reasons: list[str] = field(default_factory=list)  # thresholds missed; none: it passed
 
 
 def _session(model: bytes) -> Any:
