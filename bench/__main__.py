@@ -3,16 +3,16 @@
 Models: the MLP (784-512-512-10) and a ResNet-18 (3x224x224), at batch 1 and 32. Layers: raw
 `session.run`; the runner; the Lambda handler on a real API Gateway v2 event (JSON, and binary
 tensors in a base64 body); HTTP through `maas serve` (JSON and binary); a naive Flask app serving
-the same model. Then HTTP throughput (maas serve vs Flask, concurrency 8) and the function
-bundle's size. Results: bench/results/latest.json and docs/bench.png.
+the same model. Then the telemetry's cost per request, HTTP throughput (maas serve vs Flask,
+concurrency 8) and the function bundle's size. Results: bench/results/latest.json and
+bench/results/bench.png (`--plot docs/bench.png` refreshes the docs' figure).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
-import importlib
+import io
 import os
 import platform
 import subprocess
@@ -31,30 +31,26 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from bench.telemetry_cost import telemetry_cost
 from bench.timing import Sample, measure
+from functions.api.handler import handle
 from functions.core.codec import encode_binary
 from functions.core.repository import Repository
 from functions.core.runner import Runner
 from functions.core.sessions import make_session
+from functions.runtime import build_runtime
+from functions.settings import Settings
 from functions.stores import LocalStore
+from functions.telemetry import Telemetry
 from functions.threads import cpu_budget
-from model_build.demo import free_port, wait_ready
+from model_build.demo import wait_ready
 from model_build.inspect_onnx import manifest_for
-from model_build.lambda_local import LocalContext
+from model_build.lambda_local import LocalContext, api_event
+from model_build.loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-EVENT = ROOT / "events" / "apigw-v2-infer.json"
 CONTEXT = LocalContext(timeout_seconds=900)  # one context, as a warm Lambda reuses its runtime
 LIMIT = 512 * 1024 * 1024  # bodies beyond Lambda's 6 MB are measured too (flagged in the docs)
-
-
-def _event(path: str, body: bytes, headers: dict[str, str], binary: bool) -> dict[str, Any]:
-    event: dict[str, Any] = orjson.loads(EVENT.read_bytes())
-    event["rawPath"] = event["requestContext"]["http"]["path"] = path
-    event["headers"].update(headers, **{"content-length": str(len(body))})
-    event["body"] = base64.b64encode(body).decode() if binary else body.decode()
-    event["isBase64Encoded"] = binary
-    return event
 
 
 def bodies(name: str, x: np.ndarray) -> tuple[bytes, bytes, int]:
@@ -124,8 +120,8 @@ class Case:
             "content-type": "application/octet-stream",
             "inference-header-content-length": str(header_len),
         }
-        json_event = _event(path, as_json, json_headers, False)
-        binary_event = _event(path, as_binary, binary_headers, True)
+        json_event = api_event(path, as_json, headers=json_headers)
+        binary_event = api_event(path, as_binary, headers=binary_headers, binary=True)
         for event in (json_event, binary_event):
             assert handler(event, CONTEXT)["statusCode"] == 200
         feed = {self.input_name: self.x}
@@ -207,7 +203,10 @@ def run(seconds: float, batches: list[int], models: list[str], console: Console)
 
     work = Path(tempfile.mkdtemp(prefix="maas-bench-"))
     repo = Repository(LocalStore(work / "store"))
-    builders = {"mlp": (build_mlp, "x", (784,)), "cnn": (build_resnet18, "image", (3, 224, 224))}
+    builders = {
+        "mlp": (build_mlp, "x", (784,)),
+        "resnet18": (build_resnet18, "image", (3, 224, 224)),
+    }
     artifacts: dict[str, bytes] = {}
     for name in models:
         with console.status(f"building {name}..."):
@@ -216,15 +215,20 @@ def run(seconds: float, batches: list[int], models: list[str], console: Console)
         (work / f"{name}.onnx").write_bytes(artifacts[name])
     threads = cpu_budget().threads
     env = {**os.environ, "MAAS_STORE": str(work / "store"), "MAAS_MAX_BODY_BYTES": str(LIMIT)}
-    os.environ.update(
-        MAAS_STORE=str(work / "store"),
-        MAAS_CACHE_DIR=str(work / "cache"),
-        MAAS_MAX_BODY_BYTES=str(LIMIT),
-    )
-    module = importlib.import_module("functions.api.handler")
-    handler, registry = module.handler, module.registry
+    # The handler's runtime, its log lines into a pipe a separate process drains, as Lambda's
+    # runtime reads the function's stdout.
+    sink = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert sink.stdin is not None
+    settings = Settings(store=str(work / "store"), cache_dir=work / "cache", max_body_bytes=LIMIT)
+    runtime = build_runtime(settings, telemetry=Telemetry(stream=io.TextIOWrapper(sink.stdin)))
+    registry = runtime.registry
+
+    def handler(event: dict[str, Any], context: LocalContext) -> Any:
+        return handle(runtime, event, context)  # type: ignore[arg-type]
+
     rows: list[dict[str, Any]] = []
     rps: dict[str, float] = {}
+    cost: dict[str, Any] = {}
     for name in models:
         port, flask_port = free_port(), free_port()
         serve = Server(
@@ -268,6 +272,8 @@ def run(seconds: float, batches: list[int], models: list[str], console: Console)
                 body = bodies(
                     "x", np.random.default_rng(0).standard_normal((1, 784)).astype(np.float32)
                 )[0]
+                with console.status("telemetry's cost per request..."):
+                    cost = telemetry_cost(runtime, body, seconds=max(1.0, seconds))
                 with console.status("throughput: maas serve and Flask, 8 clients..."):
                     rps["maas serve"] = throughput(
                         serve,
@@ -286,6 +292,7 @@ def run(seconds: float, batches: list[int], models: list[str], console: Console)
         finally:
             serve.stop()
             flask.stop()
+    sink.terminate()
     with console.status("bundling the function asset..."):
         bundle = bundle_mb()
     return {
@@ -295,6 +302,7 @@ def run(seconds: float, batches: list[int], models: list[str], console: Console)
             "intra_op_threads": threads,
         },
         "rows": rows,
+        "telemetry": cost,
         "throughput_rps": {k: round(v, 1) for k, v in rps.items()},
         "bundle_mb": bundle,
     }
@@ -323,6 +331,15 @@ def report(doc: dict[str, Any], console: Console) -> None:
         console.print(
             f"throughput, MLP batch 1, 8 clients: maas serve {rps['maas serve']:.0f} req/s, "
             f"naive Flask {rps['naive Flask']:.0f} req/s ({ratio:.2f}x)"
+        )
+    cost = doc.get("telemetry")
+    if cost:
+        console.print(
+            f"telemetry per request (MLP batch 1, Lambda handler): the request line alone "
+            f"{cost['request_line_us']:.1f} µs; the handler {cost['handler_with_us']:.1f} µs with "
+            f"it, {cost['handler_without_us']:.1f} µs without: +{cost['difference_us']:.1f} µs "
+            f"(limit {cost['limit_us']:.1f} µs: 10 µs or 5% of the raw run's "
+            f"{cost['raw_run_us']:.1f} µs)"
         )
     console.print(f"API function bundle: {doc['bundle_mb']} MB unzipped")
 
@@ -367,7 +384,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--seconds", type=float, default=2.0, help="sampling time per layer")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
+    parser.add_argument(
+        "--models", nargs="+", default=["mlp", "resnet18"], choices=["mlp", "resnet18"]
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "results" / "bench.png")
     args = parser.parse_args()

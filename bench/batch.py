@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,13 +24,14 @@ from rich.table import Table
 from functions.batch.job import run_job
 from functions.core.repository import Repository
 from functions.core.sessions import make_session, usable_cpus
+from functions.runtime import build_runtime
 from functions.settings import Settings
 from functions.stores import LocalStore
-from functions.wiring import build_registry
-from model_build.demo import free_port
+from functions.telemetry import Telemetry
 from model_build.examples.mlp import build_mlp
 from model_build.inspect_onnx import manifest_for
 from model_build.lambda_local import LocalContext
+from model_build.loopback import MotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,25 +43,6 @@ def _raw(model: bytes, x: np.ndarray, chunk_rows: int) -> float:
     for i in range(0, len(x), chunk_rows):
         session.run(None, {"x": x[i : i + chunk_rows]})
     return time.perf_counter() - start
-
-
-def _moto() -> tuple[subprocess.Popen[bytes], str]:
-    import httpx
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.get(f"{url}/moto-api/", timeout=1)
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("moto did not start")
 
 
 def run(rows: int, chunk_rows: int, with_s3: bool) -> list[dict[str, Any]]:
@@ -84,7 +64,7 @@ def run(rows: int, chunk_rows: int, with_s3: bool) -> list[dict[str, Any]]:
     settings = Settings(
         store=str(work / "store"), cache_dir=work / "cache", batch_chunk_rows=chunk_rows
     )
-    runner = build_registry(settings).runner("mlp", "1")
+    runner = build_runtime(settings, telemetry=_quiet()).registry.runner("mlp", "1")
     with (work / "in.npy").open("rb") as stream:
         stats = run_job(
             stream, suffix=".npy", runner=runner, out=work / "out.npz", chunk_rows=chunk_rows
@@ -121,10 +101,11 @@ def run(rows: int, chunk_rows: int, with_s3: bool) -> list[dict[str, Any]]:
 def _through_s3(work: Path, payload: bytes, chunk_rows: int, console: Console) -> dict[str, float]:
     import boto3
 
-    proc, url = _moto()
+    moto = MotoServer().start()
+    assert moto.proc is not None
     try:
         os.environ.update(
-            AWS_ENDPOINT_URL_S3=url,
+            AWS_ENDPOINT_URL_S3=moto.url,
             AWS_ACCESS_KEY_ID="bench",
             AWS_SECRET_ACCESS_KEY="bench",
             AWS_DEFAULT_REGION="us-east-1",
@@ -134,18 +115,23 @@ def _through_s3(work: Path, payload: bytes, chunk_rows: int, console: Console) -
         )
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="bench-batch")
-        from functions.batch.handler import handler
+        from functions.batch.handler import handle
+
+        runtime = build_runtime(Settings(), telemetry=_quiet())
+
+        def handler(event: dict[str, Any], context: LocalContext) -> dict[str, Any]:
+            return handle(runtime, event, context)
 
         # A warm-up invocation on a small file loads the model, as a warm Lambda would have.
         small = io.BytesIO()
         np.save(small, np.zeros((4, 784), np.float32))
         handler(_event(s3, "inputs/mlp/1/warm.npy", small.getvalue()), LocalContext())
         event = _event(s3, "inputs/mlp/1/in.npy", payload)
-        moto_cpu = _cpu_seconds(proc.pid)
+        moto_cpu = _cpu_seconds(moto.proc.pid)
         start = time.perf_counter()
         response = handler(event, LocalContext(timeout_seconds=900))
         seconds = time.perf_counter() - start
-        moto_cpu = _cpu_seconds(proc.pid) - moto_cpu
+        moto_cpu = _cpu_seconds(moto.proc.pid) - moto_cpu
         assert response == {"batchItemFailures": []}, response
         key = "outputs/mlp/1/in.npy.summary.json"
         summary = orjson.loads(s3.get_object(Bucket="bench-batch", Key=key)["Body"].read())
@@ -159,8 +145,12 @@ def _through_s3(work: Path, payload: bytes, chunk_rows: int, console: Console) -
             "  of which the job (S3 read + run + write)": summary["duration_seconds"],
         }
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        moto.stop()
+
+
+def _quiet() -> Telemetry:
+    """Telemetry whose lines are kept in memory (the benchmark prints its own tables)."""
+    return Telemetry(stream=io.StringIO())
 
 
 def _cpu_seconds(pid: int) -> float:

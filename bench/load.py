@@ -23,9 +23,10 @@ from rich.console import Console
 from bench.__main__ import bodies
 from functions.core.repository import Repository
 from functions.stores import LocalStore
-from model_build.demo import free_port, spawn_serve
+from model_build.demo import spawn_serve
 from model_build.examples.mlp import build_mlp
 from model_build.inspect_onnx import manifest_for
+from model_build.loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 Request = tuple[str, bytes, dict[str, str], int]

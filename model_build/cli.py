@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -15,7 +14,8 @@ from rich.table import Table
 
 from functions.core.errors import MaasError
 from functions.core.repository import Repository
-from functions.stores import DEFAULT_STORE, open_store
+from functions.runtime import Runtime
+from functions.stores import DEFAULT_STORE
 
 app = typer.Typer(
     name="maas",
@@ -41,8 +41,22 @@ class HandlerKind(StrEnum):
     batch = "batch"
 
 
+def _runtime(store: str, *, logs_to_stdout: bool = False) -> Runtime:
+    """The process's runtime for `store`: the one every entry point uses, built from the CLI's
+    options. Its log lines go to stderr, so stdout carries only the command's result, except
+    for `maas serve`, whose request lines are its output."""
+    from functions.runtime import build_runtime, set_runtime
+    from functions.settings import Settings
+    from functions.telemetry import Telemetry
+
+    stream = sys.stdout if logs_to_stdout else sys.stderr
+    runtime = build_runtime(Settings(store=store), telemetry=Telemetry(stream=stream))
+    set_runtime(runtime)
+    return runtime
+
+
 def _repo(store: str) -> Repository:
-    return Repository(open_store(store))
+    return _runtime(store).registry.repository
 
 
 @app.command()
@@ -222,17 +236,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
 ) -> None:
-    """Serve the API under uvicorn: the same app the Lambda handler runs."""
+    """Serve the API under uvicorn: the same app the Lambda handler runs (a JSON line a request)."""
     import uvicorn
 
     from functions.api.app import create_server_app
-    from functions.settings import Settings
-    from functions.wiring import build_forwarder, build_registry
 
-    settings = Settings(store=store)
-    application = create_server_app(
-        registry=build_registry(settings), settings=settings, forwarder=build_forwarder(settings)
-    )
+    application = create_server_app(_runtime(store, logs_to_stdout=True))
     uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="off")
 
 
@@ -251,7 +260,7 @@ def invoke(
         raise MaasError(f"cannot read {event}: {exc.strerror or exc}") from None
     except orjson.JSONDecodeError as exc:
         raise MaasError(f"{event} is not JSON: {exc}") from None
-    os.environ["MAAS_STORE"] = store
+    _runtime(store)  # the handler below takes it as the process's runtime
     if handler is HandlerKind.batch:
         from functions.batch.faults import TransientFault
 
@@ -282,16 +291,14 @@ def batch(
     """Score a local file in bounded chunks: the batch function's code, on your machine."""
     from functions.batch.formats import FORMATS, output_suffix
     from functions.batch.job import run_job
-    from functions.settings import Settings
-    from functions.wiring import build_registry
 
     suffix = file.suffix.lower()
     if suffix not in FORMATS:
         raise MaasError(
             f"unsupported file type {suffix or '(none)'!r}; use one of {', '.join(FORMATS)}"
         )
-    settings = Settings(store=store)
-    registry = build_registry(settings)
+    runtime = _runtime(store)
+    settings, registry = runtime.settings, runtime.registry
     resolved = registry.resolve(model, version)
     runner = registry.runner(model, str(resolved))
     fmt = output_suffix(suffix, runner.manifest.outputs)
@@ -307,6 +314,14 @@ def batch(
             )
     except OSError as exc:
         raise MaasError(f"cannot read {file}: {exc.strerror or exc}") from None
+    runtime.telemetry.batch_object(
+        key=str(file),
+        outcome="output",
+        model=model,
+        version=resolved,
+        rows=stats.rows,
+        seconds=stats.seconds,
+    )
     summary = {
         "input": str(file),
         "model": model,

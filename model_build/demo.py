@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import http.client
-import os
-import socket
+import io
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,21 +16,16 @@ from rich.table import Table
 
 from functions.core.errors import MaasError
 from functions.core.repository import Repository
+from functions.runtime import build_runtime, set_runtime
+from functions.settings import Settings
 from functions.stores import open_store
+from functions.telemetry import Telemetry
 from model_build.build_cli import summary
 from model_build.examples import EXAMPLES, Trained
 from model_build.gate import Thresholds
+from model_build.lambda_local import api_event, invoke_api, load_event
+from model_build.loopback import free_port
 from model_build.pipeline import build
-
-EVENTS = Path(__file__).resolve().parent.parent / "events"
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -50,11 +43,14 @@ def request(port: int, method: str, path: str, body: bytes | None = None) -> tup
 def spawn_serve(
     store: str, port: int, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """`maas serve` in a child process on 127.0.0.1:`port`, ready to answer."""
+    """`maas serve` in a child process on 127.0.0.1:`port`, ready to answer.
+
+    Its request lines (stdout) are dropped; its errors (stderr) show unless `env` is given.
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", "model_build", "serve", "--store", store, "--port", str(port)],
         env=env,
-        stdout=subprocess.DEVNULL if env is not None else None,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL if env is not None else None,
     )
     wait_ready(port, proc)
@@ -109,15 +105,18 @@ def run_demo(*, store: str, port: int, console: Console) -> None:
     console.print("server stopped")
 
     console.rule("3. through the Lambda handler, with events/ payloads")
-    os.environ["MAAS_STORE"] = (
-        store  # before the handler module is imported: it reads settings once
-    )
+    # The handler's runtime over the demo's store; its JSON log lines are kept, not printed.
+    logs = io.StringIO()
+    set_runtime(build_runtime(Settings(store=store), telemetry=Telemetry(stream=logs)))
     digits = built["digits"]
     labels = _predict_v2(port=None, name="digits", inputs=digits.eval_inputs, output="label")
     if not np.array_equal(labels, expected_digits):
         raise MaasError("the Lambda handler's digits labels differ from those served over HTTP")
     console.print(f"digits through the Lambda handler: {len(labels)} rows, same labels as HTTP")
-    _through_lambda(store, digits.eval_inputs["pixels"][:5], labels[:5], console)
+    _through_lambda(digits.eval_inputs["pixels"][:5], labels[:5], console)
+    line = next(r for r in reversed(logs.getvalue().splitlines()) if '"message":"request"' in r)
+    console.print("the handler's log line for that request (also its EMF metrics):")
+    console.print(line, soft_wrap=True, highlight=False)
 
     console.rule("4. results")
     _report(scores, console)
@@ -155,13 +154,7 @@ def _predict_v2(
     body = _infer_body(inputs, output)
     path = f"/v2/models/{name}/versions/prod/infer"
     if port is None:
-        from model_build.lambda_local import invoke_api
-
-        event = orjson.loads((EVENTS / "apigw-v2-infer.json").read_bytes())
-        event["rawPath"] = event["requestContext"]["http"]["path"] = path
-        event["body"] = body.decode()
-        event["headers"]["content-length"] = str(len(body))
-        response = invoke_api(event)
+        response = invoke_api(api_event(path, body))
         result = _expect(response["statusCode"], response["body"].encode(), f"{name} via Lambda")
     else:
         result = _expect(*request(port, "POST", path, body), f"{name} v2 infer")
@@ -204,28 +197,22 @@ def _text_over_http(port: int, text: Trained, console: Console) -> tuple[float, 
     return float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)])), len(truth)
 
 
-def _through_lambda(store: str, x: np.ndarray, expected: np.ndarray, console: Console) -> None:
-    os.environ["MAAS_STORE"] = store
-    from model_build.lambda_local import invoke_api
-
+def _through_lambda(x: np.ndarray, expected: np.ndarray, console: Console) -> None:
     for name in ("apigw-v2-health-ready.json", "apigw-v2-model-metadata.json"):
-        response = invoke_api(orjson.loads((EVENTS / name).read_bytes()))
+        response = invoke_api(load_event(name))
         console.print(f"{name}: {response['statusCode']} {response['body'][:80]}")
         if response["statusCode"] != 200:
             raise MaasError(f"the Lambda handler answered {name} with {response['statusCode']}")
-    event = orjson.loads((EVENTS / "apigw-v2-infer.json").read_bytes())
+    event = load_event("apigw-v2-infer.json")
     doc = orjson.loads(event["body"])
     doc["inputs"][0].update(shape=list(x.shape), data=x.tolist())
-    event["body"] = orjson.dumps(doc).decode()
-    event["headers"]["content-length"] = str(len(event["body"]))
-    response = invoke_api(event)
+    response = invoke_api(api_event(event["rawPath"], orjson.dumps(doc)))
     result = _expect(response["statusCode"], response["body"].encode(), "the Lambda handler")
     got = result["outputs"][0]["data"]
     console.print(f"apigw-v2-infer.json (5 test rows): labels {got}, id {result['id']!r}")
     if got != expected.tolist():
         raise MaasError(f"the Lambda handler disagrees with HTTP: {got} vs {expected.tolist()}")
-    event = orjson.loads((EVENTS / "apigw-v1-predict.json").read_bytes())
-    response = invoke_api(event)
+    response = invoke_api(load_event("apigw-v1-predict.json"))
     predictions = _expect(response["statusCode"], response["body"].encode(), "v1 predict event")
     labels = [row["label"] for row in predictions["predictions"]]
     console.print(f"apigw-v1-predict.json (dataset rows 0-2, true 0 1 2): labels {labels}")

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 import httpx
@@ -19,25 +17,19 @@ import pytest
 import uvicorn
 
 from functions.api.app import create_server_app
-from functions.core.registry import Registry
 from functions.core.repository import Repository
+from functions.runtime import Runtime, build_runtime
 from functions.settings import Settings
 from functions.stores import LocalStore
-from functions.wiring import build_registry
+from functions.telemetry import Telemetry
 from model_build.examples.digits import TrainedModel, train_digits
 from model_build.inspect_onnx import manifest_for
+from model_build.lambda_local import EVENTS
+from model_build.loopback import MotoServer, free_port
 from tests import models
 
 ROOT = Path(__file__).resolve().parent.parent
-EVENTS = ROOT / "events"
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["EVENTS", "ROOT", "LiveServer", "MotoServer", "free_port", "publish", "runtime_for"]
 
 
 def publish(repo: Repository, name: str, artifact: bytes, *, alias: str | None = None) -> int:
@@ -81,17 +73,20 @@ def settings_for(store: str, cache: Path, **extra: object) -> Settings:
     return Settings(store=store, cache_dir=cache, **extra)  # type: ignore[arg-type]
 
 
+def runtime_for(settings: Settings, stream: IO[str] | None = None) -> Runtime:
+    """The production runtime over `settings`; its log lines go to `stream` (kept in memory)."""
+    return build_runtime(settings, telemetry=Telemetry(stream=stream or io.StringIO()))
+
+
 class LiveServer:
     """The serving app (or any ASGI app) under uvicorn in a background thread, on loopback."""
 
-    def __init__(
-        self, registry: Registry | None, settings: Settings | None, *, app: Any = None
-    ) -> None:
+    def __init__(self, runtime: Runtime | None = None, *, app: Any = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         if app is None:
-            assert registry is not None and settings is not None
-            app = create_server_app(registry=registry, settings=settings)
+            assert runtime is not None
+            app = create_server_app(runtime)
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -122,7 +117,7 @@ def live(served_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     settings = settings_for(
         str(served_store), tmp_path_factory.mktemp("cache"), max_body_bytes=1 << 20
     )
-    with LiveServer(build_registry(settings), settings) as server:
+    with LiveServer(runtime_for(settings)) as server:
         yield server
 
 
@@ -133,43 +128,10 @@ def http(live: LiveServer) -> Iterator[httpx.Client]:
         yield client
 
 
-class MotoServer:
-    """moto's S3 server as a subprocess on loopback: a real S3 API endpoint."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start (or restart, on the same port) and wait until it answers."""
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.url}/moto-api/", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("moto server did not start")
-
-    def stop(self) -> None:
-        """Stop the server."""
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     """A moto S3 endpoint for the session; boto3 finds it through AWS_ENDPOINT_URL_S3."""
-    server = MotoServer()
-    server.start()
+    server = MotoServer().start()
     saved = {k: os.environ.get(k) for k in _AWS_ENV}
     os.environ.update(
         AWS_ENDPOINT_URL_S3=server.url,

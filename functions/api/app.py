@@ -7,39 +7,26 @@ from typing import Any
 from fastapi import FastAPI
 
 from functions import __version__
-from functions.core.dataplane import DataPlane
-from functions.core.forwarding import Forwarder
-from functions.core.registry import Registry
-from functions.settings import Settings
-from functions.wiring import build_dataplane
+from functions.runtime import Runtime
 
 from . import errors, routes_fallback, routes_v1, routes_v2
-from .asgi import ConcurrencyLimit, HotPathMiddleware
+from .asgi import ConcurrencyLimit, InferenceMiddleware
 from .schemas import REQUEST_MODELS, ErrorResponse
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
 
 
-def create_app(
-    *,
-    registry: Registry,
-    settings: Settings,
-    inline: bool = False,
-    forwarder: Forwarder | None = None,
-    dataplane: DataPlane | None = None,
-) -> FastAPI:
-    """The serving app over `registry`; the same app runs under Mangum and uvicorn.
+def create_app(runtime: Runtime, *, inline: bool = False) -> FastAPI:
+    """The serving app over `runtime`; the same app runs under Mangum and uvicorn.
 
     `inline` runs inference on the event loop: right for Lambda (one request at a time).
-    `forwarder` sends requests for GPU-target models to the GPU endpoint.
     """
     app = FastAPI(
         title="serverless-maas",
         version=__version__,
         summary="ONNX models served with the Open Inference Protocol v2 (and a simple v1 predict).",
     )
-    app.state.dataplane = dataplane or build_dataplane(settings, registry, forwarder)
-    app.state.settings = settings
+    app.state.runtime = runtime
     app.state.inline = inline
     app.include_router(routes_v2.router)
     app.include_router(routes_v1.router)
@@ -79,14 +66,8 @@ def _document_request_bodies(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_server_app(
-    *, registry: Registry, settings: Settings, forwarder: Forwarder | None = None
-) -> ConcurrencyLimit:
-    """What `maas serve` runs under uvicorn: bounded concurrency, the hot path, the app."""
-    app = create_app(registry=registry, settings=settings, forwarder=forwarder)
-    return ConcurrencyLimit(wrap(app, settings), settings.serve_concurrency)
-
-
-def wrap(app: FastAPI, settings: Settings) -> HotPathMiddleware:
-    """Put the hot path in front of an app made by `create_app`."""
-    return HotPathMiddleware(app, app.state.dataplane, settings.max_body_bytes)  # type: ignore[arg-type]
+def create_server_app(runtime: Runtime, app: FastAPI | None = None) -> ConcurrencyLimit:
+    """What uvicorn runs (`maas serve`, the GPU container): concurrency bound, inference, app."""
+    app = app or create_app(runtime)
+    served = InferenceMiddleware(app, runtime)  # type: ignore[arg-type]
+    return ConcurrencyLimit(served, runtime.settings.serve_concurrency)

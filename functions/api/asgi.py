@@ -1,17 +1,21 @@
-"""The hot path as ASGI middleware, in front of the FastAPI app under uvicorn."""
+"""`maas serve`'s ASGI layers: bounded concurrency, then inference straight to the entry point."""
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from functions.core.dataplane import DataPlane
+from functions.core.errors import PayloadTooLarge
+from functions.runtime import Runtime
 
-from .hotpath import JSON, Reply, make_reply, match, serve
-from .wire import too_large_error
+from .body import read_body
+from .inference import match, serve_inference
+from .replies import JSON, Reply, make_reply
 
 ASGIApp = Callable[
     [
@@ -23,58 +27,77 @@ ASGIApp = Callable[
 ]
 
 
-class HotPathMiddleware:
-    """ASGI: hot routes served directly (inference in the thread pool); the rest by `app`."""
+class InferenceMiddleware:
+    """ASGI: infer and predict to `serve_inference` (in the thread pool); the rest to `app`."""
 
-    def __init__(self, app: ASGIApp, plane: DataPlane, limit: int) -> None:
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
-        self.plane = plane
-        self.limit = limit
+        self.runtime = runtime
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Route: hot requests here, everything else to the wrapped app."""
-        route = (
-            match(scope.get("method", ""), scope.get("path", ""))
-            if scope["type"] == "http"
-            else None
-        )
-        if route is None or scope.get("root_path"):
+        """Route: inference here, everything else to the wrapped app (its line logged too)."""
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
+        route = match(scope["method"], scope["path"]) if not scope.get("root_path") else None
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        declared = headers.get("content-length", "")
-        body = (
-            None
-            if declared.isdigit() and int(declared) > self.limit
-            else await _read(receive, self.limit)
-        )
-        if body is None:
-            reply = make_reply(413, orjson.dumps({"error": str(too_large_error(self.limit))}), JSON)
+        request_id = headers.get("x-request-id") or os.urandom(8).hex()
+        if route is None:
+            await self._other(scope, receive, send, started, request_id)
+            return
+        try:
+            body = await read_body(receive, headers, self.runtime.settings.max_body_bytes)
+        except PayloadTooLarge as exc:  # refused unread: answered (and logged) the same way
+            reply = serve_inference(
+                self.runtime,
+                route,
+                b"",
+                headers,
+                request_id=request_id,
+                started=started,
+                refused=exc,
+            )
         else:
-            reply = await run_in_threadpool(serve, self.plane, route, body, headers, self.limit)
-        await _send(send, reply)
+            reply = await run_in_threadpool(
+                serve_inference,
+                self.runtime,
+                route,
+                body,
+                headers,
+                request_id=request_id,
+                started=started,
+            )
+        await send_reply(send, reply)
+
+    async def _other(
+        self, scope: dict[str, Any], receive: Any, send: Any, started: float, request_id: str
+    ) -> None:
+        status = 500
+
+        async def observed(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            self.runtime.telemetry.access(
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                seconds=time.perf_counter() - started,
+                request_id=request_id,
+            )
 
 
-async def _send(send: Any, reply: Reply) -> None:
+async def send_reply(send: Any, reply: Reply) -> None:
     """A reply as the two ASGI messages."""
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
-
-
-async def _read(receive: Any, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it passes `limit`."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 class ConcurrencyLimit:
@@ -96,7 +119,7 @@ class ConcurrencyLimit:
                 f"(MAAS_SERVE_CONCURRENCY={self.limit}); retry shortly"
             )
             reply = make_reply(503, orjson.dumps({"error": message}), JSON, {"retry-after": "1"})
-            await _send(send, reply)
+            await send_reply(send, reply)
             return
         self.in_flight += 1
         try:

@@ -7,21 +7,27 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from functions.core.dataplane import DataPlane
-from functions.settings import Settings
+from functions.runtime import Runtime
 
 from .body import read_body
 
 
+async def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
 async def _dataplane(request: Request) -> DataPlane:
-    plane: DataPlane = request.app.state.dataplane
+    plane: DataPlane = request.app.state.runtime.plane
     return plane
 
 
 async def _body(request: Request) -> bytes:
-    settings: Settings = request.app.state.settings
-    return await read_body(request, settings.max_body_bytes)
+    limit = request.app.state.runtime.settings.max_body_bytes
+    return await read_body(request.receive, request.headers, limit)
 
 
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 DataPlaneDep = Annotated[DataPlane, Depends(_dataplane)]
 BodyDep = Annotated[bytes, Depends(_body)]
 ModelName = Annotated[str, Path(description="Model name (`^[a-z0-9][a-z0-9._-]{0,63}$`)")]

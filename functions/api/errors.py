@@ -1,4 +1,4 @@
-"""The one table mapping domain errors to HTTP responses `{"error": "..."}`."""
+"""FastAPI's exception handlers, all answering through the one error table (`replies.py`)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,23 @@ from starlette.exceptions import HTTPException
 
 from functions.core.errors import MaasError
 
-from .status import log, status_of
+from .replies import JSON, Reply, error_reply, make_reply
+
+
+def as_response(reply: Reply) -> Response:
+    """A Starlette response for a reply."""
+    return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
 
 def error_response(status: int, message: str) -> Response:
     """A JSON error body."""
-    return Response(
-        orjson.dumps({"error": message}), status_code=status, media_type="application/json"
-    )
+    return as_response(make_reply(status, orjson.dumps({"error": message}), JSON))
 
 
-async def _domain(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, MaasError)
-    status = status_of(exc)
-    if status >= 500:
-        log.warning("request failed: %s", exc)
-    return error_response(status, str(exc))
+async def _any(request: Request, exc: Exception) -> Response:
+    """Domain errors by the table; anything else a logged 500."""
+    telemetry = request.app.state.runtime.telemetry
+    return as_response(error_reply(exc, telemetry, path=request.url.path))
 
 
 async def _validation(_: Request, exc: Exception) -> Response:
@@ -45,14 +46,11 @@ async def _http(_: Request, exc: Exception) -> Response:
     return response
 
 
-async def _unexpected(_: Request, exc: Exception) -> Response:
-    log.exception("unexpected error", exc_info=exc)
-    return error_response(500, "internal error")
-
-
 def install(app: FastAPI) -> None:
     """Register the handlers on `app`."""
-    app.add_exception_handler(MaasError, _domain)
+    app.add_exception_handler(MaasError, _any)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(Exception, _unexpected)
+    # Starlette answers with this one, then re-raises for the server to see (uvicorn logs it;
+    # the Lambda handler catches it and keeps the reply).
+    app.add_exception_handler(Exception, _any)

@@ -1,46 +1,71 @@
-"""The API Lambda handler: infer and predict on the hot path; FastAPI under Mangum for the rest.
+"""The API Lambda handler: inference through `serve_inference`; FastAPI under Mangum for the rest.
 
-Built once per container. FastAPI (about 220 ms of imports) and Mangum are only loaded when a
-request other than infer or predict arrives, so an inference cold start never pays for them.
+FastAPI (about 220 ms of imports) and Mangum load only when a request other than infer or
+predict arrives, so an inference cold start never pays for them. The runtime is built during
+the function's init phase on Lambda (preloaded models included, and captured by SnapStart),
+and on first use anywhere else: importing this module has no other effect.
 """
 
 from __future__ import annotations
 
-import logging
+import os
+import time
 from functools import cache
 from typing import Any
 
-from functions.api.hotpath import from_event
-from functions.settings import get_settings
-from functions.wiring import build_dataplane, build_forwarder, build_registry, preload
+from functions.runtime import Runtime, get_runtime, lambda_budget
 
-settings = get_settings()
-registry = build_registry(settings)
-for failure in preload(registry, settings.preload):
-    logging.getLogger("maas.api").warning("preload failed: %s", failure)
-plane = build_dataplane(settings, registry, build_forwarder(settings))
-# Leave the reply this much time when the Lambda's remaining time bounds a run.
-REPLY_MARGIN_SECONDS = 0.5
+from .apigw import HttpApiEvent, HttpApiResponse, inference_request, request_id, response
+from .inference import serve_inference
+from .replies import error_reply
+
+
+def handler(event: HttpApiEvent, context: Any) -> HttpApiResponse:
+    """Answer an API Gateway HTTP API (payload 2.0) event."""
+    return handle(get_runtime(), event, context)
+
+
+def handle(runtime: Runtime, event: HttpApiEvent, context: Any) -> HttpApiResponse:
+    """`handler` for a given runtime. Every exception becomes a reply; none escapes."""
+    started = time.perf_counter()
+    runtime.telemetry.lambda_context(context)
+    request = inference_request(event, runtime.settings.api_base_path)
+    if request is not None:
+        reply = serve_inference(
+            runtime,
+            request["route"],
+            request["body"],
+            request["headers"],
+            budget=lambda_budget(context),
+            request_id=request["request_id"],
+            started=started,
+        )
+        return response(reply)
+    try:
+        answer: HttpApiResponse = _adapter(runtime)(event, context)
+    except Exception as exc:  # Mangum refusing the event, say: still a JSON 500, logged
+        answer = response(error_reply(exc, runtime.telemetry, path=str(event.get("rawPath"))))
+    runtime.telemetry.access(
+        method=str(event.get("requestContext", {}).get("http", {}).get("method")),
+        path=str(event.get("rawPath")),
+        status=int(answer.get("statusCode", 500)),
+        seconds=time.perf_counter() - started,
+        request_id=request_id(event),
+    )
+    return answer
 
 
 @cache
-def _adapter() -> Any:
-    """The FastAPI app under Mangum, sharing this container's data plane (and its sessions)."""
+def _adapter(runtime: Runtime) -> Any:
+    """The FastAPI app under Mangum, over the same runtime (and its sessions)."""
     from mangum import Mangum
 
-    from functions.api.app import create_app
+    from .app import create_app
 
-    app = create_app(registry=registry, settings=settings, inline=True, dataplane=plane)
+    app = create_app(runtime, inline=True)
     # lifespan off: Mangum would otherwise run the ASGI lifespan on every invocation.
-    return Mangum(app, lifespan="off", api_gateway_base_path=settings.api_base_path)
+    return Mangum(app, lifespan="off", api_gateway_base_path=runtime.settings.api_base_path)
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Answer an API Gateway HTTP API (payload 2.0) event."""
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    budget = remaining() / 1000 - REPLY_MARGIN_SECONDS if callable(remaining) else None
-    hot = from_event(plane, event, settings.api_base_path, settings.max_body_bytes, budget=budget)
-    if hot is not None:
-        return hot
-    response: dict[str, Any] = _adapter()(event, context)
-    return response
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"):  # on Lambda: build during the init phase
+    get_runtime()

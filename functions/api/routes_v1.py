@@ -7,8 +7,8 @@ from fastapi.responses import Response
 
 from functions.core.names import LATEST
 
-from .deps import BodyDep, DataPlaneDep, ModelName, VersionRef
-from .hotpath import Route
+from .deps import BodyDep, ModelName, RuntimeDep, VersionRef
+from .inference import Route
 from .routes_v2 import ERRORS, run_route
 from .schemas import PredictResponse
 
@@ -29,15 +29,15 @@ PREDICT = {"response_model": PredictResponse, "responses": ERRORS, "openapi_extr
 
 @router.post("/v1/models/{name}/versions/{version}:predict", **PREDICT)  # type: ignore[arg-type]
 async def version_predict(
-    request: Request, plane: DataPlaneDep, body: BodyDep, name: ModelName, version: VersionRef
+    request: Request, runtime: RuntimeDep, body: BodyDep, name: ModelName, version: VersionRef
 ) -> Response:
     """`{"instances": [...]}` in, `{"predictions": [...]}` out, for a version or alias."""
-    return await run_route(request, plane, body, Route("v1", name, version))
+    return await run_route(request, runtime, body, Route("v1", name, version))
 
 
 @router.post("/v1/models/{name}:predict", **PREDICT)  # type: ignore[arg-type]
 async def predict(
-    request: Request, plane: DataPlaneDep, body: BodyDep, name: ModelName
+    request: Request, runtime: RuntimeDep, body: BodyDep, name: ModelName
 ) -> Response:
     """`{"instances": [...]}` in, `{"predictions": [...]}` out, for the latest version."""
-    return await run_route(request, plane, body, Route("v1", name, LATEST))
+    return await run_route(request, runtime, body, Route("v1", name, LATEST))

@@ -7,14 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from functions.core.dataplane import DataPlane
 from functions.core.errors import InvalidInput
 from functions.core.names import LATEST
 from functions.core.oip import dumps, loads
+from functions.runtime import Runtime, lambda_budget
 
-from .deps import BodyDep, DataPlaneDep, ModelName, VersionRef
-from .errors import error_response
-from .hotpath import Route, serve
+from .deps import BodyDep, DataPlaneDep, ModelName, RuntimeDep, VersionRef
+from .errors import as_response, error_response
+from .inference import Route, serve_inference
 from .offload import offload
 from .schemas import (
     ErrorResponse,
@@ -102,23 +102,26 @@ INFER = {"response_model": InferenceResponse, "responses": ERRORS, "openapi_extr
 
 @router.post("/v2/models/{name}/versions/{version}/infer", **INFER)  # type: ignore[arg-type]
 async def version_infer(
-    request: Request, plane: DataPlaneDep, body: BodyDep, name: ModelName, version: VersionRef
+    request: Request, runtime: RuntimeDep, body: BodyDep, name: ModelName, version: VersionRef
 ) -> Response:
     """Run a model version or alias. Tensors may be JSON or binary (Triton's extension)."""
-    return await run_route(request, plane, body, Route("v2", name, version))
+    return await run_route(request, runtime, body, Route("v2", name, version))
 
 
 @router.post("/v2/models/{name}/infer", **INFER)  # type: ignore[arg-type]
-async def infer(request: Request, plane: DataPlaneDep, body: BodyDep, name: ModelName) -> Response:
+async def infer(request: Request, runtime: RuntimeDep, body: BodyDep, name: ModelName) -> Response:
     """Run the model's latest version. Tensors may be JSON or binary (Triton's extension)."""
-    return await run_route(request, plane, body, Route("v2", name, LATEST))
+    return await run_route(request, runtime, body, Route("v2", name, LATEST))
 
 
-async def run_route(request: Request, plane: DataPlane, body: bytes, route: Route) -> Response:
-    """Infer and predict: the hot path's own `serve` (so both paths answer alike), off the loop."""
-    limit = request.app.state.settings.max_body_bytes
-    reply = await offload(request, lambda: serve(plane, route, body, request.headers, limit))
-    return Response(reply.body, status_code=reply.status, headers=reply.headers)
+async def run_route(request: Request, runtime: Runtime, body: bytes, route: Route) -> Response:
+    """Infer and predict through the one entry point, off the loop; under Mangum, the Lambda's
+    remaining time bounds the run as it does on the handler's own path."""
+    budget = lambda_budget(request.scope.get("aws.context"))
+    reply = await offload(
+        request, lambda: serve_inference(runtime, route, body, request.headers, budget=budget)
+    )
+    return as_response(reply)
 
 
 INDEX_BODY = {

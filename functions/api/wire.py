@@ -1,4 +1,4 @@
-"""Body limits and the binary header, shared by the FastAPI routes and the hot path."""
+"""Body limits and the binary header, for every inference path."""
 
 from __future__ import annotations
 

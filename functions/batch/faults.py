@@ -16,7 +16,7 @@ class TransientFault(Exception):
 
 
 class ObjectGone(MaasError):
-    """The object no longer exists (deleted after its event): nothing to process."""
+    """The object no longer exists (deleted after its event): recorded, never retried."""
 
 
 class ObjectChanged(Exception):
@@ -29,6 +29,7 @@ PERMANENT: tuple[type[MaasError], ...] = (
     ModelNotFound,
     VersionNotFound,
     PayloadTooLarge,
+    ObjectGone,  # a retry would find it gone too; a new upload brings its own event
 )
 
 

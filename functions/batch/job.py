@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,25 @@ class JobStats:
     seconds: float
 
 
+def unbounded() -> float | None:
+    """No time budget (a local job)."""
+    return None
+
+
 def run_job(
-    stream: IO[bytes], *, suffix: str, runner: Runner, out: Path, chunk_rows: int
+    stream: IO[bytes],
+    *,
+    suffix: str,
+    runner: Runner,
+    out: Path,
+    chunk_rows: int,
+    budget: Callable[[], float | None] = unbounded,
 ) -> JobStats:
-    """Read `stream` as `suffix`, run every chunk, write predictions to `out` (.npz or .jsonl)."""
+    """Read `stream` as `suffix`, run every chunk, write predictions to `out` (.npz or .jsonl).
+
+    `budget()` is asked before each chunk for the seconds its run may take (on Lambda: what
+    remains of the invocation); the watchdog stops a chunk that outlives it.
+    """
     started = time.perf_counter()
     fmt = output_suffix(suffix, runner.manifest.outputs)
     writer = NpzWriter(out) if fmt == ".npz" else JsonlWriter(out)
@@ -39,7 +55,7 @@ def run_job(
         try:
             while (chunk := pending.result()) is not None:
                 pending = reader.submit(next, source, None)
-                writer.write(runner.run(list(chunk.items())))
+                writer.write(runner.run(list(chunk.items()), timeout=budget()))
                 rows += len(next(iter(chunk.values())))
                 chunks += 1
         finally:

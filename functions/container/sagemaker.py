@@ -10,9 +10,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from functions.api.deps import BodyDep, DataPlaneDep
-from functions.api.errors import error_response
-from functions.api.hotpath import Route, serve
+from functions.api.deps import BodyDep, DataPlaneDep, RuntimeDep
+from functions.api.errors import as_response, error_response
+from functions.api.inference import Route, serve_inference
 from functions.api.offload import offload
 from functions.core.errors import InvalidInput
 from functions.core.forwarding import PROTOCOLS, parse_attributes
@@ -33,7 +33,7 @@ def ping(plane: DataPlaneDep) -> Response:
 
 
 @router.post("/invocations")
-async def invocations(request: Request, plane: DataPlaneDep, body: BodyDep) -> Response:
+async def invocations(request: Request, runtime: RuntimeDep, body: BodyDep) -> Response:
     """One inference for the model named in the custom attributes."""
     attributes = parse_attributes(request.headers.get(ATTRIBUTES))
     name = attributes.get("model")
@@ -47,9 +47,11 @@ async def invocations(request: Request, plane: DataPlaneDep, body: BodyDep) -> R
     if raw is not None and not raw.isdigit():
         raise InvalidInput(f"header-length must be an integer, got {raw!r}")
     headers = {HEADER_LENGTH: raw} if raw is not None else {}
-    limit = request.app.state.settings.max_body_bytes
     route = Route(protocol, name, version)
-    reply = await offload(request, lambda: serve(plane, route, body, headers, limit))
+    request_id = request.headers.get("x-amzn-sagemaker-inference-id")
+    reply = await offload(
+        request, lambda: serve_inference(runtime, route, body, headers, request_id=request_id)
+    )
     if HEADER_LENGTH in reply.headers:  # SageMaker returns only these attributes to the caller
         reply.headers[ATTRIBUTES] = f"header-length={reply.headers[HEADER_LENGTH]}"
-    return Response(reply.body, status_code=reply.status, headers=reply.headers)
+    return as_response(reply)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import StoreUnavailable
@@ -19,6 +20,15 @@ from .registry import Registry
 
 SERVER_NAME = "serverless-maas"
 PLATFORM = "onnxruntime_onnx"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An inference's response body, its JSON header length if binary, and the version run."""
+
+    body: bytes
+    header_length: int | None
+    version: int
 
 
 class DataPlane:
@@ -41,21 +51,23 @@ class DataPlane:
 
     def _budget(self, budget: float | None) -> float | None:
         """The time a run may take: the smaller of the request's budget and the setting."""
-        bounds = [b for b in (budget, self.max_seconds) if b is not None]
-        return min(bounds) if bounds else None
+        if budget is None:
+            return self.max_seconds
+        return budget if self.max_seconds is None else min(budget, self.max_seconds)
 
     def forward(
         self, name: str, ref: str, body: bytes, header_length: int | None, *, protocol: str = "v2"
-    ) -> Forwarded | None:
+    ) -> tuple[Forwarded, int] | None:
         """Send the request to the GPU endpoint if the model targets it; None to serve here."""
         if self.forwarder is None:
             return None
         manifest = self.registry.manifest(name, ref)
         if manifest.target != "gpu":
             return None
-        return self.forwarder.forward(
+        forwarded = self.forwarder.forward(
             manifest, protocol=protocol, body=body, header_length=header_length
         )
+        return forwarded, manifest.version
 
     def server_metadata(self) -> dict[str, Any]:
         """`GET /v2`."""
@@ -110,24 +122,27 @@ class DataPlane:
         header_length: int | None,
         *,
         budget: float | None = None,
-    ) -> tuple[bytes, int | None]:
-        """`POST .../infer`: returns the response body and its JSON header length if binary."""
+    ) -> Answer:
+        """`POST .../infer`: the response body, its JSON header length if binary, the version."""
         check_name(name)  # first, so a bad name is named before any body error (both paths agree)
         request = parse_infer(body, header_length, self.limits)
         runner = self.registry.runner(name, ref)
         outputs = runner.run(request.inputs, request.outputs, timeout=self._budget(budget))
-        return encode_infer_response(
+        version = runner.manifest.version
+        content, length = encode_infer_response(
             model_name=runner.manifest.name,
-            model_version=str(runner.manifest.version),
+            model_version=str(version),
             outputs=outputs,
             request=request,
         )
+        return Answer(content, length, version)
 
-    def predict(self, name: str, ref: str, body: bytes, *, budget: float | None = None) -> bytes:
+    def predict(self, name: str, ref: str, body: bytes, *, budget: float | None = None) -> Answer:
         """`POST /v1/models/{name}[/versions/{ref}]:predict`."""
         runner = self.registry.runner(name, ref)
         inputs = parse_predict(body, runner.manifest.inputs, self.limits)
-        return encode_predict_response(runner.run(inputs, timeout=self._budget(budget)))
+        outputs = runner.run(inputs, timeout=self._budget(budget))
+        return Answer(encode_predict_response(outputs), None, runner.manifest.version)
 
     def repository_index(self, *, ready_only: bool = False) -> list[dict[str, Any]]:
         """`POST /v2/repository/index`: every published version and whether it is loaded here."""

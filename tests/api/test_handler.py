@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import importlib
-from collections.abc import Callable, Iterator
+import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,33 +13,27 @@ import numpy as np
 import orjson
 import pytest
 
+from functions.api.handler import handle
 from functions.core.codec import decode_binary
-from functions.settings import get_settings
-from model_build.lambda_local import LocalContext
-from tests.conftest import EVENTS
+from functions.runtime import Runtime
+from model_build.lambda_local import LocalContext, api_event, load_event
+from tests.conftest import EVENTS, runtime_for, settings_for
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 EVENT_FILES = sorted(p.name for p in EVENTS.glob("apigw-*.json"))
+load = load_event
 
 
-def load(name: str) -> dict[str, Any]:
-    event: dict[str, Any] = orjson.loads((EVENTS / name).read_bytes())
-    return event
+def handler_over(runtime: Runtime) -> Handler:
+    """The production handler's body over `runtime` (what `handler` does with the process's)."""
+    return lambda event, context: dict(handle(runtime, event, context))  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def handler(
-    served_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Handler]:
-    """The production handler module, imported with MAAS_* settings for the test store."""
-    monkeypatch.setenv("MAAS_STORE", str(served_store))
-    monkeypatch.setenv("MAAS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("MAAS_MAX_BODY_BYTES", str(1 << 20))
-    get_settings.cache_clear()
-    module = importlib.import_module("functions.api.handler")
-    module = importlib.reload(module)
-    yield module.handler
-    get_settings.cache_clear()
+def handler(served_store: Path, tmp_path: Path) -> Handler:
+    """The production handler over a runtime for the test store."""
+    settings = settings_for(str(served_store), tmp_path / "cache", max_body_bytes=1 << 20)
+    return handler_over(runtime_for(settings))
 
 
 def test_events_are_real_api_gateway_v2_payloads() -> None:
@@ -120,8 +114,7 @@ def test_errors_through_the_handler(handler: Handler) -> None:
     response = handler(event, LocalContext())
     assert response["statusCode"] == 400
     assert orjson.loads(response["body"])["error"].startswith("request body is not valid JSON")
-    event = load("apigw-v2-model-metadata.json")
-    event["rawPath"] = event["requestContext"]["http"]["path"] = "/v2/models/unknown"
+    event = api_event("/v2/models/unknown", method="GET", template="apigw-v2-model-metadata.json")
     response = handler(event, LocalContext())
     assert (response["statusCode"], orjson.loads(response["body"])) == (
         404,
@@ -161,24 +154,56 @@ def test_same_response_through_serve_and_the_handler(
     assert lambda_body == via_http.content
 
 
-def test_base_path_and_preload(
+def test_base_path_and_preload(served_store: Path, tmp_path: Path) -> None:
+    # Given the heavy-CPU function's settings: routed under /heavy, models preloaded at init
+    settings = settings_for(
+        str(served_store), tmp_path / "cache", api_base_path="/heavy", preload="digits:prod, nope:1"
+    )
+    runtime = runtime_for(settings)
+    # Then the good model is loaded before any request, and a broken preload does not stop it
+    assert runtime.registry.loaded() == [("digits", 1)]
+    event = api_event(
+        "/heavy/v2/models/digits/versions/prod/ready",
+        method="GET",
+        template="apigw-v2-model-ready.json",
+    )
+    response = handler_over(runtime)(event, LocalContext())
+    assert response["statusCode"] == 200
+
+
+def test_an_unexpected_error_is_a_logged_json_500_on_every_path(
     served_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the heavy-CPU function's settings: routed under /heavy, models preloaded at init
-    monkeypatch.setenv("MAAS_STORE", str(served_store))
-    monkeypatch.setenv("MAAS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("MAAS_API_BASE_PATH", "/heavy")
-    monkeypatch.setenv("MAAS_PRELOAD", "digits:prod, nope:1")
-    get_settings.cache_clear()
-    module = importlib.reload(importlib.import_module("functions.api.handler"))
-    try:
-        # Then the good model is loaded before any request, and a broken preload does not stop it
-        assert module.registry.loaded() == [("digits", 1)]
-        event = load("apigw-v2-model-ready.json")
-        event["rawPath"] = event["requestContext"]["http"]["path"] = (
-            "/heavy/v2/models/digits/versions/prod/ready"
-        )
-        response = module.handler(event, LocalContext())
-        assert response["statusCode"] == 200
-    finally:
-        get_settings.cache_clear()
+    # Given a store that fails in a way nothing expects (not a store error: a bug, say)
+    stream = io.StringIO()
+    runtime = runtime_for(settings_for(str(served_store), tmp_path / "cache"), stream)
+
+    def broken(key: str) -> bytes:
+        raise RuntimeError(f"boom reading {key}")
+
+    monkeypatch.setattr(runtime.registry.repository.store, "read", broken)
+    serve = handler_over(runtime)
+    # When inference and a metadata request (FastAPI under Mangum) reach it
+    body = load("apigw-v2-infer.json")["body"].encode()
+    inference = serve(api_event("/v2/models/digits/versions/1/infer", body), LocalContext())
+    metadata = serve(
+        api_event(
+            "/v2/models/digits/versions/1", method="GET", template="apigw-v2-model-metadata.json"
+        ),
+        LocalContext(),
+    )
+    # Then both answer a JSON 500 that reveals nothing, instead of API Gateway's bare 500
+    for response in (inference, metadata):
+        assert response["statusCode"] == 500
+        assert response["headers"]["content-type"] == "application/json"
+        assert orjson.loads(response["body"]) == {"error": "internal error"}
+    # And each is logged with its traceback, and the request line says 500
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    errors = [line for line in lines if line["message"] == "unexpected error"]
+    assert len(errors) == 2
+    assert all("boom reading models/digits/1/manifest.json" in e["exception"] for e in errors)
+    assert all(e["exception_name"] == "RuntimeError" for e in errors)
+    (request,) = [line for line in lines if line["message"] == "request" and "model" in line]
+    assert (request["status"], request["level"], request["error"]) == (500, "ERROR", "RuntimeError")
+    access = [line for line in lines if line["message"] == "request" and "path" in line]
+    assert [a["status"] for a in access] == [500]

@@ -14,9 +14,8 @@ import pytest
 from functions.core.codec import decode_binary, decode_json, encode_binary, encode_json_data
 from functions.core.repository import Repository
 from functions.stores import LocalStore
-from functions.wiring import build_registry
 from model_build.examples.digits import TrainedModel
-from tests.conftest import LiveServer, publish, settings_for
+from tests.conftest import LiveServer, publish, runtime_for, settings_for
 from tests.core.test_codec import SAMPLES
 
 
@@ -368,7 +367,7 @@ def test_integrity_failure_is_a_503_for_that_model_only(
     path.write_bytes(path.read_bytes().replace(b"skl2onnx", b"SKL2ONNX"))
     settings = settings_for(str(tmp_path / "store"), tmp_path / "cache")
     with (
-        LiveServer(build_registry(settings), settings) as server,
+        LiveServer(runtime_for(settings)) as server,
         httpx.Client(base_url=server.url) as client,
     ):
         # Then the tampered model is refused with the reason

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -14,12 +13,13 @@ import numpy as np
 import orjson
 import pytest
 
+from functions.batch.handler import handle
 from functions.core.repository import Repository
-from functions.settings import get_settings
+from functions.settings import Settings
 from functions.stores import open_store
 from model_build.examples import EXAMPLES, Trained
 from tests import models
-from tests.conftest import MotoServer, free_port, publish
+from tests.conftest import MotoServer, free_port, publish, runtime_for
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -51,6 +51,7 @@ class Rig:
     handler: Handler
     s3: Any
     sqs: Any
+    logs: io.StringIO = field(default_factory=io.StringIO)
     seen: list[dict[str, Any]] = field(default_factory=list)
 
     def upload(self, key: str, data: bytes) -> str:
@@ -121,14 +122,14 @@ class Rig:
         return [orjson.loads(line) for line in self.read(key).splitlines()]
 
 
-def load_handler(monkeypatch: pytest.MonkeyPatch, **env: str) -> Handler:
-    """Import the production handler module fresh, with these MAAS_*/AWS_* settings."""
+def load_handler(
+    monkeypatch: pytest.MonkeyPatch, logs: io.StringIO | None = None, **env: str
+) -> Handler:
+    """The production batch handler over a runtime built with these MAAS_*/AWS_* settings."""
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    module = importlib.reload(importlib.import_module("functions.batch.handler"))
-    handler: Handler = module.handler
-    return handler
+    runtime = runtime_for(Settings(), logs)
+    return lambda event, context: handle(runtime, event, context)
 
 
 def make_rig(
@@ -158,13 +159,15 @@ def make_rig(
             ]
         },
     )
+    logs = io.StringIO()
     handler = load_handler(
         monkeypatch,
+        logs,
         MAAS_STORE=f"s3://{models_bucket}/store",
         MAAS_CACHE_DIR=str(tmp_path / "cache"),
         **env,
     )
-    return Rig(bucket, queue_url, arn, handler, s3, sqs)
+    return Rig(bucket, queue_url, arn, handler, s3, sqs, logs)
 
 
 @pytest.fixture
@@ -172,7 +175,6 @@ def rig(
     moto_server: MotoServer, models_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Rig]:
     yield make_rig(moto_server, models_bucket, tmp_path, monkeypatch)
-    get_settings.cache_clear()
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -302,3 +302,51 @@ def _csv(rows: list[list[float]]) -> bytes:
     writer.writerow([f"p{i}" for i in range(64)])
     writer.writerows(rows)
     return buffer.getvalue().encode()
+
+
+def test_an_input_deleted_after_its_event_is_recorded_not_retried(
+    rig: Rig, digits: TrainedModel
+) -> None:
+    # Given an upload whose object is deleted before its notification is processed
+    key = "inputs/digits/prod/gone.npy"
+    rig.upload(key, npy_bytes(digits.x_test[:5]))
+    messages = rig.messages(1)
+    rig.s3.delete_object(Bucket=rig.bucket, Key=key)
+    from model_build.lambda_local import LocalContext
+
+    # When the handler gets the notification
+    response = rig.handler(rig.sqs_event(messages), LocalContext())
+    # Then it is acknowledged (no retry, so no DLQ and no alarm), with the reason recorded
+    assert response == {"batchItemFailures": []}
+    record = rig.json("errors/digits/prod/gone.npy.error.json")
+    assert record["error"] == f"s3://{rig.bucket}/{key} no longer exists"
+    assert (record["kind"], record["retryable"]) == ("ObjectGone", False)
+    assert assert_exactly_one_result(rig, "digits", "prod", "gone.npy") == "error"
+
+
+def test_each_object_gets_a_log_line_with_its_metrics(rig: Rig, digits: TrainedModel) -> None:
+    rig.upload("inputs/digits/prod/seen.npy", npy_bytes(digits.x_test[:30]))
+    rig.upload("inputs/nope/1/unknown.npy", npy_bytes(digits.x_test[:3]))
+    _, response = rig.deliver(2)
+    assert response == {"batchItemFailures": []}
+    lines = [orjson.loads(line) for line in rig.logs.getvalue().splitlines()]
+    objects = {line["key"]: line for line in lines if line["message"] == "batch object"}
+    done = objects["inputs/digits/prod/seen.npy"]
+    assert (done["outcome"], done["model"], done["version"], done["rows"]) == (
+        "output",
+        "digits",
+        "1",
+        30,
+    )
+    assert done["rows_per_second"] > 0 and done["BatchRows"] == [30.0]
+    assert done["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "serverless-maas"
+    metrics = {m["Name"] for m in done["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert metrics == {"BatchObjects", "BatchErrors", "BatchRows", "BatchRowsPerSecond"}
+    failed = objects["inputs/nope/1/unknown.npy"]
+    assert (failed["outcome"], failed["level"], failed["BatchErrors"]) == (
+        "error",
+        "WARNING",
+        [1.0],
+    )
+    assert failed["error"] == "model 'nope' is not published"
+    assert "98765" not in rig.logs.getvalue()

@@ -139,7 +139,9 @@ def test_maas_batch_on_local_files(served_store: Path, tmp_path: Path) -> None:
         env={"MAAS_CACHE_DIR": str(tmp_path / "c")},
     )
     assert failed.returncode == 1
-    assert failed.stderr.strip().startswith("error: the .npy file is not a valid .npy array")
+    # stderr: the runtime's JSON log lines (the model load), then the one-line error
+    error = failed.stderr[failed.stderr.index("\nerror: ") + 1 :]
+    assert error.startswith("error: the .npy file is not a valid .npy array")
 
 
 def test_memory_stays_bounded_whatever_the_file_size(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,12 @@ from functions.api.app import create_server_app
 from functions.api.forward import SageMakerForwarder
 from functions.container.serve import create_container_app
 from functions.core.repository import Repository
+from functions.runtime import build_runtime
 from functions.settings import Settings
 from functions.stores import LocalStore
-from functions.wiring import build_registry
+from functions.telemetry import Telemetry
 from model_build.inspect_onnx import manifest_for
-from tests.conftest import LiveServer, MotoServer, free_port
+from tests.conftest import LiveServer, MotoServer, free_port, runtime_for
 from tests.models import multi_io
 from tests.sagemaker_runtime import ATTRIBUTES, runtime_app
 
@@ -73,7 +75,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def container(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The GPU image's app, asked for CUDA: this onnxruntime has none, so the CPU serves."""
     settings = Settings(store=str(store), cache_dir=tmp_path_factory.mktemp("cache"), device="cuda")  # type: ignore[call-arg]
-    with LiveServer(None, None, app=create_container_app(settings)) as server:
+    with LiveServer(app=create_container_app(runtime_for(settings))) as server:
         yield server
 
 
@@ -170,7 +172,7 @@ def realtime(
 ) -> Iterator[Rig]:
     """The API with a forwarder to a real-time endpoint (the stand-in runtime, then the container)."""
     with LiveServer(
-        None, None, app=runtime_app(container.url, boto3.client("s3"), "s3://unused/gpu")
+        app=runtime_app(container.url, boto3.client("s3"), "s3://unused/gpu")
     ) as runtime:
         forwarder = SageMakerForwarder(
             endpoint="maas-gpu",
@@ -187,13 +189,10 @@ def realtime(
 
 def api_server(store: Path, tmp_path: Path, forwarder: SageMakerForwarder) -> LiveServer:
     settings = Settings(store=str(store), cache_dir=tmp_path / "api-cache")  # type: ignore[call-arg]
-    server = LiveServer(
-        None,
-        None,
-        app=create_server_app(
-            registry=build_registry(settings), settings=settings, forwarder=forwarder
-        ),
+    runtime = build_runtime(
+        settings, telemetry=Telemetry(stream=io.StringIO()), forwarder=forwarder
     )
+    server = LiveServer(app=create_server_app(runtime))
     return server.__enter__()
 
 
@@ -260,9 +259,7 @@ def test_async_forwarding_answers_202_and_the_result_lands_in_s3(
     s3 = boto3.client("s3")
     bucket = f"maas-gpu-io-{free_port()}"
     s3.create_bucket(Bucket=bucket)
-    with LiveServer(
-        None, None, app=runtime_app(container.url, s3, f"s3://{bucket}/gpu")
-    ) as runtime:
+    with LiveServer(app=runtime_app(container.url, s3, f"s3://{bucket}/gpu")) as runtime:
         forwarder = SageMakerForwarder(
             endpoint="maas-gpu",
             mode="async",

@@ -15,6 +15,7 @@ FORBIDDEN = {
     "aws_cdk",
     "pydantic_settings",
     "uvicorn",
+    "aws_lambda_powertools",  # telemetry is an adapter too (functions/telemetry.py)
 }
 
 

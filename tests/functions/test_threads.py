@@ -8,7 +8,7 @@ import pytest
 
 from functions.settings import Settings
 from functions.threads import CpuBudget, cgroup_quota, lambda_vcpus
-from functions.wiring import build_registry
+from tests.conftest import runtime_for
 
 
 @pytest.mark.parametrize(
@@ -52,9 +52,9 @@ def test_sessions_use_the_budget_or_the_setting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-    registry = build_registry(Settings(store=str(tmp_path), cache_dir=tmp_path / "c"))  # type: ignore[call-arg]
+    registry = runtime_for(Settings(store=str(tmp_path), cache_dir=tmp_path / "c")).registry  # type: ignore[call-arg]
     assert registry.session_factory.intra_op_threads == 1  # type: ignore[attr-defined]
-    override = build_registry(
-        Settings(store=str(tmp_path), cache_dir=tmp_path / "c", intra_op_threads=3)
-    )  # type: ignore[call-arg]
+    override = runtime_for(
+        Settings(store=str(tmp_path), cache_dir=tmp_path / "c", intra_op_threads=3)  # type: ignore[call-arg]
+    ).registry
     assert override.session_factory.intra_op_threads == 3  # type: ignore[attr-defined]

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.wiring import build_registry
-from tests.conftest import ROOT, LiveServer, settings_for
+from tests.conftest import ROOT, LiveServer, runtime_for, settings_for
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,7 @@ def fuzz_server(
     config = settings_for(
         str(served_store), tmp_path_factory.mktemp("fuzz"), max_body_bytes=1 << 20
     )
-    with LiveServer(build_registry(config), config) as server:
+    with LiveServer(runtime_for(config)) as server:
         yield server
 
 

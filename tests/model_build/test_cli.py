@@ -121,6 +121,13 @@ def test_invoke_runs_the_lambda_handler_on_an_event(served_store: Path, tmp_path
     response = orjson.loads(ok.stdout)
     assert response["statusCode"] == 200
     assert orjson.loads(response["body"])["outputs"][0]["data"] == [0, 1, 2]
+    # stdout is the response alone; the handler's JSON log lines go to stderr, the request's
+    # carrying its EMF metrics
+    logs = [orjson.loads(line) for line in ok.stderr.splitlines()]
+    assert [line["message"] for line in logs] == ["cold start", "model loaded", "request"]
+    request = logs[-1]
+    assert (request["model"], request["version"], request["status"]) == ("digits", "1", 200)
+    assert request["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "serverless-maas"
     empty = maas(
         "invoke", str(EVENTS / "apigw-v2-infer.json"), "--store", str(tmp_path / "empty"), env=env
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 import onnx
+import orjson
 import pytest
 from onnx import TensorProto, helper
 
@@ -20,9 +22,8 @@ from functions.core.registry import Registry
 from functions.core.repository import Repository
 from functions.core.sessions import OrtSessionFactory
 from functions.stores import LocalStore
-from functions.wiring import build_registry
 from model_build.inspect_onnx import ArtifactError, manifest_for
-from tests.conftest import ROOT, LiveServer, publish, settings_for
+from tests.conftest import ROOT, LiveServer, publish, runtime_for, settings_for
 from tests.infra.conftest import VARIANTS, synth
 from tests.models import multi_io
 
@@ -117,7 +118,7 @@ def test_an_alias_naming_a_missing_version_is_a_503_with_the_reason(
     repo.store.write("models/multi/aliases/prod", b"9\n")  # a hand-edited alias
     settings = settings_for(str(tmp_path / "store"), tmp_path / "cache")
     with (
-        LiveServer(build_registry(settings), settings) as server,
+        LiveServer(runtime_for(settings)) as server,
         httpx.Client(base_url=server.url) as client,
     ):
         response = client.get("/v2/models/multi/versions/prod")
@@ -147,8 +148,9 @@ def test_logs_never_contain_tensor_payloads(
         "inputs": [{"name": "features", "shape": [2, 4], "datatype": "FP32", "data": [marker] * 4}]
     }
     caplog.set_level(logging.DEBUG)
+    stream = io.StringIO()
     with (
-        LiveServer(build_registry(settings), settings) as server,
+        LiveServer(runtime_for(settings, stream)) as server,
         httpx.Client(base_url=server.url) as client,
     ):
         assert client.post("/v2/models/multi/infer", json=good).status_code == 200
@@ -158,9 +160,19 @@ def test_logs_never_contain_tensor_payloads(
             "inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [marker] * 6}]
         }
         assert client.post("/v2/models/broken/infer", json=broken).status_code == 503  # logged
-    text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "model 'broken' version 1" in text  # the failure is logged, with its reason
-    assert "98765" not in text and "424242" not in text  # and no tensor value ever is
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    failure = next(line for line in lines if line["message"] == "model load failed")
+    assert failure["model"] == "broken"
+    assert "model 'broken' version 1" in failure["error"]  # the failure is logged, with its reason
+    assert [line["status"] for line in lines if line["message"] == "request"] == [
+        200,
+        400,
+        404,
+        503,
+    ]
+    # and no tensor value ever is, in the JSON lines or anything else that was logged
+    text = stream.getvalue() + "\n".join(r.getMessage() for r in caplog.records)
+    assert "98765" not in text and "424242" not in text
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

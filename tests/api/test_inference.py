@@ -1,4 +1,5 @@
-"""The hot path and the FastAPI routes give the same replies, good requests and bad alike."""
+"""`maas serve`'s inference middleware and the FastAPI routes give the same replies, good
+requests and bad alike (both call `serve_inference`, through different transports)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ import numpy as np
 import orjson
 import pytest
 
-from functions.api.app import create_app, wrap
-from functions.api.hotpath import match
+from functions.api.app import create_app, create_server_app
+from functions.api.inference import match
 from functions.core.codec import encode_binary
-from functions.wiring import build_registry
-from tests.conftest import LiveServer, settings_for
+from tests.conftest import LiveServer, runtime_for, settings_for
 
 X = np.arange(128, dtype=np.float32).reshape(2, 64) / 10
 HEADER = orjson.dumps(
@@ -66,14 +66,15 @@ CASES: list[tuple[str, bytes, dict[str, str]]] = [
 def clients(
     served_store: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    """The FastAPI app alone, and the same app behind the hot path, each on a live server."""
+    """The FastAPI app alone, and the same app behind the middleware, each on a live server."""
     settings = settings_for(
         str(served_store), tmp_path_factory.mktemp("hot"), max_body_bytes=65_536
     )
-    app = create_app(registry=build_registry(settings), settings=settings)
+    runtime = runtime_for(settings)
+    app = create_app(runtime)
     with (
-        LiveServer(None, None, app=app) as routed,
-        LiveServer(None, None, app=wrap(app, settings)) as hot,
+        LiveServer(app=app) as routed,
+        LiveServer(app=create_server_app(runtime, app)) as hot,
     ):
         with httpx.Client(base_url=routed.url) as a, httpx.Client(base_url=hot.url) as b:
             yield a, b
@@ -105,7 +106,7 @@ def test_same_reply_on_both_paths(
         ("POST", "/v2/repository/index", False),
     ],
 )
-def test_only_infer_and_predict_take_the_hot_path(method: str, path: str, hot: bool) -> None:
+def test_only_infer_and_predict_are_inference_routes(method: str, path: str, hot: bool) -> None:
     assert (match(method, path) is not None) == hot
 
 

@@ -1,0 +1,143 @@
+"""The one serving runtime: settings, telemetry, registry, data plane and forwarder, built once.
+
+Every entry point (the Lambda API and batch handlers, `maas serve`, the GPU container, the CLI)
+takes its runtime from `get_runtime()`: built once from the environment's settings, or the one
+the CLI built from its options (`set_runtime`). Tests build their own with `build_runtime` and
+pass it in; nothing else assembles these parts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from functions.core.cache import ArtifactCache
+from functions.core.dataplane import DataPlane
+from functions.core.deadline import default_watchdog
+from functions.core.errors import MaasError
+from functions.core.forwarding import Forwarder
+from functions.core.oip import Limits
+from functions.core.registry import Registry
+from functions.core.repository import Repository
+from functions.core.sessions import OrtSessionFactory
+from functions.settings import Settings, get_settings
+from functions.stores import open_store
+from functions.telemetry import Telemetry
+from functions.threads import cpu_budget
+
+# Leave the reply (or the batch's records) this much time when the Lambda's remaining time
+# bounds a run.
+REPLY_MARGIN_SECONDS = 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class Runtime:
+    """What serving needs, built once per process (compared and hashed by identity)."""
+
+    settings: Settings
+    telemetry: Telemetry
+    registry: Registry
+    plane: DataPlane
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    telemetry: Telemetry | None = None,
+    forwarder: Forwarder | None = None,
+) -> Runtime:
+    """Assemble a runtime from `settings`; models in `settings.preload` are loaded now.
+
+    `telemetry` and `forwarder` replace the ones the settings would give (tests use them).
+    """
+    from functions import __version__
+
+    started = time.perf_counter()
+    telemetry = telemetry or Telemetry()
+    registry = Registry(
+        repository=Repository(open_store(settings.store)),
+        cache=ArtifactCache(settings.cache_dir),
+        session_factory=OrtSessionFactory(
+            intra_op_threads=settings.intra_op_threads or cpu_budget().threads,
+            device=settings.device,
+        ),
+        max_models=settings.max_models,
+        alias_ttl=settings.alias_ttl_seconds,
+        observer=telemetry,
+        watchdog=default_watchdog(),
+    )
+    plane = DataPlane(
+        registry,
+        version=__version__,
+        forwarder=forwarder or build_forwarder(settings),
+        limits=Limits(max_elements=settings.max_tensor_elements, max_batch=settings.max_batch),
+        max_seconds=settings.max_inference_seconds,
+    )
+    runtime = Runtime(settings=settings, telemetry=telemetry, registry=registry, plane=plane)
+    preload(runtime)
+    telemetry.build_seconds = time.perf_counter() - started
+    return runtime
+
+
+_runtime: Runtime | None = None
+_building = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime: the one `set_runtime` gave, else built from the environment."""
+    global _runtime
+    if _runtime is None:
+        with _building:
+            if _runtime is None:
+                _runtime = build_runtime(get_settings())
+    return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Make `runtime` the process's (the CLI builds its own); None: build anew on next use."""
+    global _runtime
+    _runtime = runtime
+
+
+def build_forwarder(settings: Settings) -> Forwarder | None:
+    """The SageMaker forwarder the settings ask for, if any (botocore is imported only then)."""
+    if not settings.gpu_endpoint:
+        return None
+    from functions.api.forward import SageMakerForwarder
+
+    return SageMakerForwarder(
+        endpoint=settings.gpu_endpoint, mode=settings.gpu_mode, async_input=settings.gpu_async_input
+    )
+
+
+def preload(runtime: Runtime) -> list[str]:
+    """Load `MAAS_PRELOAD` (`name:ref,...`) now, so no request pays for it; return failures."""
+    failures = []
+    started = time.perf_counter()
+    for item in (part.strip() for part in runtime.settings.preload.split(",")):
+        if not item:
+            continue
+        name, _, ref = item.partition(":")
+        try:
+            runtime.registry.runner(name, ref or "latest")
+        except MaasError as exc:  # a broken preload must not stop the function serving others
+            failures.append(f"{item}: {exc}")
+            runtime.telemetry.warning("preload failed", model=item, error=str(exc))
+    if runtime.settings.preload:
+        runtime.telemetry.logger.info(
+            "preloaded",
+            extra={
+                "models": runtime.settings.preload,
+                "failures": len(failures),
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+    return failures
+
+
+def lambda_budget(context: Any) -> float | None:
+    """The time a run may take in this invocation: what remains of it, less the margin."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000 - REPLY_MARGIN_SECONDS if callable(remaining) else None
