@@ -61,7 +61,8 @@ class Telemetry:
         disabled = _off("POWERTOOLS_METRICS_DISABLED") is True
         self.metrics = not disabled if metrics is None else metrics
         self.stream: IO[str] = stream or sys.stdout
-        self.logger = Logger(service=self.service, stream=self.stream, utc=True)
+        # RFC 3339 timestamps: Lambda's JSON log filter reads the level only with a valid one.
+        self.logger = Logger(service=self.service, stream=self.stream, utc=True, use_rfc3339=True)
         # One logging.Logger per service name: a later Telemetry (a test) takes the stream over.
         handler = self.logger.registered_handler
         if isinstance(handler, logging.StreamHandler):
@@ -150,11 +151,12 @@ class Telemetry:
         return template
 
     def _timestamp(self, now: float) -> str:
-        """Powertools' format (`2026-12-03 12:00:00,123+0000`), the seconds formatted once."""
+        """RFC 3339 in UTC as Powertools writes it (`2026-12-03T12:00:00.123+00:00`), the
+        seconds formatted once a second."""
         second = int(now)
         if second != self._stamp[0]:
-            self._stamp = (second, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second)))
-        return f"{self._stamp[1]},{int((now - second) * 1000):03d}+0000"
+            self._stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{self._stamp[1]}.{int((now - second) * 1000):03d}+00:00"
 
     def _write(self, doc: dict[str, Any]) -> None:
         line = orjson.dumps(doc, default=str).decode() + "\n"

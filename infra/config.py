@@ -12,7 +12,9 @@ ARCHITECTURES: Final = ("x86_64", "arm64")
 AUTH: Final = ("iam", "jwt")
 GPU_MODES: Final = ("async", "realtime")
 # Lambda's application log levels, less TRACE (Python's logging has none) and FATAL.
-LOG_LEVELS: Final = ("DEBUG", "INFO", "WARN", "ERROR")
+# Not WARN or ERROR: Lambda's log-level filter would drop the INFO request lines, and with them
+# the metrics they carry (each request line is also its EMF document).
+LOG_LEVELS: Final = ("DEBUG", "INFO")
 # The only values CloudWatch Logs accepts for a log group's retention.
 # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
 RETENTION_DAYS: Final = (
@@ -78,6 +80,11 @@ class MaasConfig:
         _choice("maas:architecture", self.architecture, ARCHITECTURES)
         _choice("maas:auth", self.auth, AUTH)
         _choice("maas:gpuMode", self.gpu_mode, GPU_MODES)
+        if self.log_level in ("WARN", "ERROR"):
+            raise ConfigError(
+                f"maas:logLevel={self.log_level} would make Lambda drop the INFO request lines, "
+                "and the metrics they carry (each is an EMF document): use DEBUG or INFO"
+            )
         _choice("maas:logLevel", self.log_level, LOG_LEVELS)
         if self.auth == "jwt" and not (self.jwt_issuer and self.jwt_audience):
             raise ConfigError("maas:auth=jwt needs maas:jwtIssuer and maas:jwtAudience")

@@ -18,8 +18,6 @@ DIMENSIONS: Final = ("service", "model", "version")
 # CDK's bucket-notification handler: one per stack, created by `add_event_notification`.
 NOTIFICATIONS_HANDLER: Final = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 _RETENTION: Final = dict(zip(RETENTION_DAYS, list(logs.RetentionDays)[:-1], strict=True))
-# Powertools takes Python's level names; Lambda's advanced logging controls spell WARN shorter.
-_PYTHON_LEVEL: Final = {"WARN": "WARNING"}
 
 
 def retention(days: int) -> logs.RetentionDays:
@@ -38,7 +36,7 @@ def powertools(service: str, *, config: MaasConfig, tracing: bool | None = None)
     return {
         "POWERTOOLS_SERVICE_NAME": service,
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
-        "POWERTOOLS_LOG_LEVEL": _PYTHON_LEVEL.get(config.log_level, config.log_level),
+        "POWERTOOLS_LOG_LEVEL": config.log_level,
         "POWERTOOLS_TRACE_DISABLED": "false" if traced else "true",
     }
 

@@ -4,6 +4,7 @@ starts and model loads; the same shape on the Lambda handler and `maas serve`.""
 from __future__ import annotations
 
 import io
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,10 @@ def test_one_request_line_that_is_also_its_metrics(
     assert (load["model"], load["version"], load["cached"]) == ("digits", "1", False)
     assert load["request_id"] == event["requestContext"]["requestId"]
     assert load["download_ms"] > 0 and load["verify_ms"] > 0 and load["session_ms"] > 0
+    # And every line's timestamp is RFC 3339 in UTC: Lambda's JSON log filter needs it
+    for each in found:
+        stamp = datetime.fromisoformat(each["timestamp"])
+        assert stamp.utcoffset() == timedelta(0) and "T" in each["timestamp"]
     assert check_emf(load) == {
         "ModelLoads": "Count",
         "ModelLoadTime": "Milliseconds",

@@ -74,7 +74,7 @@ VARIANTS: dict[str, dict[str, str]] = {
         "tracing": "true",
         "heavyCpu": "true",
         "gpu": "true",
-        "logLevel": "WARN",
+        "logLevel": "DEBUG",
         "logRetentionDays": "365",
         "alarmEmail": "oncall@example.com",
         "alarm5xxPercent": "2.5",

@@ -119,7 +119,12 @@ def test_the_pinned_cli_synthesizes_from_the_repo_root(tmp_path: Path) -> None:
         ),
         (
             {"logLevel": "VERBOSE"},
-            "maas:logLevel must be one of DEBUG, INFO, WARN, ERROR, got 'VERBOSE'",
+            "maas:logLevel must be one of DEBUG, INFO, got 'VERBOSE'",
+        ),
+        (
+            {"logLevel": "WARN"},
+            "maas:logLevel=WARN would make Lambda drop the INFO request lines, and the metrics "
+            "they carry (each is an EMF document): use DEBUG or INFO",
         ),
         ({"tracing": "sometimes"}, "context maas:tracing='sometimes' is not a valid bool"),
         ({"alarm5xxPercent": "0"}, "maas:alarm5xxPercent must be above 0 and at most 100"),

@@ -270,7 +270,7 @@ def test_retention_maps_every_allowed_value() -> None:
     )
 
 
-@pytest.mark.parametrize(("level", "python"), [("DEBUG", "DEBUG"), ("WARN", "WARNING")])
+@pytest.mark.parametrize(("level", "python"), [("DEBUG", "DEBUG"), ("INFO", "INFO")])
 def test_powertools_log_level_is_pythons_name_for_lambdas(level: str, python: str) -> None:
     env = powertools("maas-api", config=MaasConfig(log_level=level))
     assert env["POWERTOOLS_LOG_LEVEL"] == python
@@ -279,7 +279,7 @@ def test_powertools_log_level_is_pythons_name_for_lambdas(level: str, python: st
 def test_functions_log_json_with_powertools_settings(default: Synth, observed: Synth) -> None:
     for s, level, python, traced in (
         (default, "INFO", "INFO", False),
-        (observed, "WARN", "WARNING", True),
+        (observed, "DEBUG", "DEBUG", True),
     ):
         functions = _functions(s)
         assert set(functions) == ({API, BATCH, "image"} if traced else {API, BATCH})
@@ -300,7 +300,7 @@ def test_the_gpu_container_reports_as_maas_gpu_untraced(observed: Synth) -> None
     env = observed.one("AWS::SageMaker::Model")["PrimaryContainer"]["Environment"]
     assert env["POWERTOOLS_SERVICE_NAME"] == "maas-gpu"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "serverless-maas"
-    assert env["POWERTOOLS_LOG_LEVEL"] == "WARNING"
+    assert env["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
     assert env["POWERTOOLS_TRACE_DISABLED"] == "true"  # no X-Ray daemon beside SageMaker
 
 
