@@ -15,9 +15,9 @@ from .errors import InvalidInput
 
 Array = npt.NDArray[Any]
 
-# Per numeric datatype: the buffer simdjson fills, and the magnitude from which the list path must
-# decide instead (FP16 overflows from 65520; past 2**53 an integer reaches the buffer rounded to a
-# double, so FP32 would round it twice where the list path rounds it once).
+# Per numeric datatype: the buffer simdjson fills, and the magnitude from which the list path
+# decides instead: it words the error of an FP16 overflow (from 65520), and past 2**53 an integer
+# reaches a double buffer already rounded, where the list path rounds it once, straight to FP32.
 _NUMBERS: Final[dict[str, tuple[Literal["d", "i", "u"], np.dtype[Any], float]]] = {
     **{t: ("i", np.dtype(np.int64), inf) for t in ("INT8", "INT16", "INT32", "INT64")},
     **{t: ("i", np.dtype(np.int64), inf) for t in ("UINT8", "UINT16", "UINT32")},
@@ -110,7 +110,7 @@ def _decode_numbers(
         raise InvalidInput(_count_error(name, raw.size, dims))
     if expected == 0:
         return np.empty(dims, dtype=dtype)
-    if of_type != "d":
+    if of_type != "d":  # exact 64-bit integers: the list path's range check applies as is
         return _cast_integers(name, datatype, dtype, raw, data=raw).reshape(dims)
     if limit != inf and not np.abs(raw).max() < limit:
         return None

@@ -16,7 +16,7 @@ from simdjson import Array, Object
 __all__ = ["Array", "Object", "fields", "parse_object", "plain", "rows_shape"]
 
 _BOM: Final = b"\xef\xbb\xbf"
-# numpy refuses more than 64 dimensions; anything deeper is left to the general path.
+# numpy calls rows past 64 dimensions ragged; past 32, which no model takes, the list path decides.
 _MAX_DIMS: Final = 32
 
 

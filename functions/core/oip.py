@@ -85,7 +85,7 @@ def _parameters(item: dict[str, Any], what: str) -> dict[str, Any]:
     return _object(params, f"{what} parameters")
 
 
-# The fields parse_infer reads: the rest of a body is never decoded.
+# The fields the parsers read: the rest of a body is never decoded.
 _REQUEST_KEYS = frozenset({"id", "inputs", "outputs", "parameters"})
 _TENSOR_KEYS = frozenset({"name", "datatype", "shape", "parameters", "data"})
 _PREDICT_KEYS = frozenset({"instances"})
