@@ -42,7 +42,7 @@ def main() -> None:
     event = api_event("/v2/models/mlp/infer", body, headers={"content-type": "application/json"})
     request = inference_request(event, "/")  # type: ignore[arg-type]
     assert request is not None
-    route, headers = request["route"], request["headers"]
+    route, headers = request.route, request.headers
     runner = runtime.registry.runner("mlp", "latest")
     parsed = oip.parse_infer(body)
     outputs = runner.run(parsed.inputs)

@@ -6,7 +6,7 @@ https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NamedTuple, NotRequired, TypedDict
 
 from .inference import Route, match
 from .replies import JSON, Reply
@@ -56,7 +56,7 @@ class HttpApiResponse(TypedDict):
     isBase64Encoded: bool
 
 
-class Inference(TypedDict):
+class Inference(NamedTuple):
     """An inference request taken from an event."""
 
     route: Route
@@ -81,12 +81,8 @@ def inference_request(event: HttpApiEvent, base_path: str) -> Inference | None:
     if route is None:
         return None
     raw = event.get("body") or ""
-    return {
-        "route": route,
-        "body": b64decode(raw) if event.get("isBase64Encoded") else raw.encode(),
-        "headers": event.get("headers") or {},
-        "request_id": request_id(event),
-    }
+    body = b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+    return Inference(route, body, event.get("headers") or {}, request_id(event))
 
 
 def request_id(event: Any) -> str | None:

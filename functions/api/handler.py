@@ -33,11 +33,11 @@ def handle(runtime: Runtime, event: HttpApiEvent, context: Any) -> HttpApiRespon
     if request is not None:
         reply = serve_inference(
             runtime,
-            request["route"],
-            request["body"],
-            request["headers"],
+            request.route,
+            request.body,
+            request.headers,
             budget=lambda_budget(context),
-            request_id=request["request_id"],
+            request_id=request.request_id,
             started=started,
         )
         return response(reply)

@@ -7,7 +7,7 @@ else a 500 `{"error": "internal error"}` logged with its traceback.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -40,8 +40,7 @@ STATUS: dict[type[MaasError], int] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     """Status, headers (lower case) and body."""
 
     status: int
@@ -51,9 +50,7 @@ class Reply:
 
 def make_reply(status: int, body: bytes, media_type: str, extra: Mapping[str, str] = {}) -> Reply:
     """A reply with its content length and type."""
-    headers = dict(extra)
-    headers["content-length"] = str(len(body))
-    headers["content-type"] = media_type
+    headers = {**extra, "content-length": str(len(body)), "content-type": media_type}
     return Reply(status, headers, body)
 
 

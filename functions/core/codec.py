@@ -63,7 +63,11 @@ def _flatten(data: Sequence[Any]) -> list[Any]:
 
 def decode_json(name: str, datatype: str, shape: Sequence[int], data: object) -> Array:
     """Decode a JSON tensor (`data` nested or flat, row-major, or a simdjson array) to `shape`."""
-    dims = check_shape(name, shape)
+    return decode_json_checked(name, datatype, check_shape(name, shape), data)
+
+
+def decode_json_checked(name: str, datatype: str, dims: tuple[int, ...], data: object) -> Array:
+    """`decode_json` for a shape `check_shape` already returned."""
     dtype = numpy_dtype(datatype)
     if isinstance(data, jsondoc.Array):
         fast = _decode_numbers(name, datatype, dims, dtype, data)
@@ -112,9 +116,22 @@ def _decode_numbers(
         return np.empty(dims, dtype=dtype)
     if of_type != "d":  # exact 64-bit integers: the list path's range check applies as is
         return _cast_integers(name, datatype, dtype, raw, data=raw).reshape(dims)
-    if limit != inf and not np.abs(raw).max() < limit:
+    if limit != inf and not _within(raw, limit):
         return None
     return raw.astype(dtype).reshape(dims)
+
+
+# Past this many elements numpy's dot may start BLAS threads that would compete with onnxruntime.
+_DOT_MAX = 8192
+
+
+def _within(raw: Array, limit: float) -> bool:
+    """Every |value| < `limit`. For small arrays through the sum of squares (one BLAS call, no
+    temporary): below limit**2 every value is below `limit`; at or over it (or inf), the exact
+    test decides, so the answer is exact either way."""
+    if raw.size <= _DOT_MAX and float(np.dot(raw, raw)) < limit * limit:
+        return True
+    return bool(np.abs(raw).max() < limit)
 
 
 def _count_error(name: str, count: int, dims: tuple[int, ...]) -> str:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import StoreUnavailable
 from .forwarding import Forwarded, Forwarder
@@ -22,8 +21,7 @@ SERVER_NAME = "serverless-maas"
 PLATFORM = "onnxruntime_onnx"
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     """An inference's response body, its JSON header length if binary, and the version run."""
 
     body: bytes

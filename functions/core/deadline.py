@@ -43,9 +43,10 @@ class Watchdog:
     ) -> None:
         self._clock = clock
         self._options = options or _run_options
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # for the thread's waits and wake-ups
         self._heap: list[tuple[float, int, Budget]] = []
-        self._live = 0
+        self._compact_at = _COMPACT_SLACK
         self._next = float("inf")  # when the thread will look next; earlier budgets wake it
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
@@ -53,28 +54,36 @@ class Watchdog:
     def arm(self, seconds: float) -> Budget:
         """A budget of `seconds` from now; pass `budget.options` to `session.run`."""
         budget = Budget(self._options(), self._clock() + seconds)
-        with self._cond:
+        with self._lock:  # the Condition's own lock, without its Python-level wrapper
             heapq.heappush(self._heap, (budget.due, next(self._seq), budget))
-            self._live += 1
+            if len(self._heap) > self._compact_at:
+                self._compact()
             if self._thread is None:
                 self._start()
             if budget.due < self._next:
                 self._cond.notify()
         return budget
 
-    def release(self, budget: Budget) -> None:
-        """The run finished (or failed): its budget no longer matters."""
-        with self._cond:
-            budget.done = True
-            self._live -= 1
-            if len(self._heap) > 2 * self._live + _COMPACT_SLACK:
-                self._heap = [entry for entry in self._heap if not entry[2].done]
-                heapq.heapify(self._heap)
+    @staticmethod
+    def release(budget: Budget) -> None:
+        """The run finished (or failed): its budget no longer matters (one flag, no lock).
+
+        The watchdog sets `terminate` only on budgets not yet released when it looks; a flag
+        set on a finished run's own RunOptions is harmless: they are never reused.
+        """
+        budget.done = True
 
     @property
     def pending(self) -> int:
         """Budgets armed and not yet released (for tests and diagnostics)."""
-        return self._live
+        with self._lock:
+            return sum(1 for entry in self._heap if not entry[2].done)
+
+    def _compact(self) -> None:
+        """Drop released budgets that have not fallen due yet (called under the lock)."""
+        self._heap = [entry for entry in self._heap if not entry[2].done]
+        heapq.heapify(self._heap)
+        self._compact_at = 2 * len(self._heap) + _COMPACT_SLACK
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._watch, name="maas-watchdog", daemon=True)
@@ -94,14 +103,23 @@ class Watchdog:
 
     def _after_fork(self) -> None:
         """A forked child has no watchdog thread: start afresh (the parent's runs are not ours)."""
-        self._cond = threading.Condition(threading.Lock())
-        self._heap, self._live, self._next, self._thread = [], 0, float("inf"), None
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # for the thread's waits and wake-ups
+        self._heap, self._next, self._thread = [], float("inf"), None
+        self._compact_at = _COMPACT_SLACK
+
+
+_RunOptions: Any = None
 
 
 def _run_options() -> Any:
-    import onnxruntime as ort
+    """A fresh onnxruntime RunOptions (onnxruntime imported on first use)."""
+    global _RunOptions
+    if _RunOptions is None:
+        from onnxruntime import RunOptions
 
-    return ort.RunOptions()
+        _RunOptions = RunOptions
+    return _RunOptions()
 
 
 _default: Watchdog | None = None

@@ -10,6 +10,9 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
 _VERSION = re.compile(r"^[1-9][0-9]{0,8}$")
 LATEST = "latest"
+# Names seen valid: a set lookup instead of a regular expression per request (bounded).
+_VALID: set[str] = set()
+_VALID_MAX = 4096
 
 
 def _shown(value: str) -> str:
@@ -18,11 +21,15 @@ def _shown(value: str) -> str:
 
 def check_name(name: str, *, kind: str = "model name") -> str:
     """Return `name` if it is a plain name, else raise InvalidName saying why."""
+    if name in _VALID:
+        return name
     if not _NAME.fullmatch(name) or ".." in name:
         raise InvalidName(
             f"invalid {kind} {_shown(name)}: it must match {NAME_PATTERN} (lowercase letters, "
             "digits, '.', '_', '-'; at most 64 characters; no '..')"
         )
+    if len(_VALID) < _VALID_MAX:
+        _VALID.add(name)
     return name
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import prod
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -15,6 +15,7 @@ from .codec import (
     check_shape,
     decode_binary,
     decode_json,
+    decode_json_checked,
     encode_binary,
     encode_json_data,
 )
@@ -50,16 +51,15 @@ class Limits:
 NO_LIMITS = Limits(max_elements=2**62, max_batch=2**62)
 
 
-@dataclass(frozen=True)
-class InferRequest:
-    """A decoded v2 infer request."""
+class InferRequest(NamedTuple):
+    """A decoded v2 infer request (a named tuple: one is made per request)."""
 
     inputs: list[tuple[str, Array]]
     outputs: list[str] | None = None
     binary_outputs: frozenset[str] = frozenset()
     binary_default: bool = False
     id: str | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] | None = None
 
     def wants_binary(self, name: str) -> bool:
         """Whether output `name` is to be returned in binary form."""
@@ -74,15 +74,17 @@ def loads(body: bytes | memoryview) -> Any:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from None
 
 
-def _object(value: Any, what: str) -> dict[str, Any]:
+def _object(value: Any, what: str, *args: object) -> dict[str, Any]:
+    """`value` if it is an object; else InvalidInput naming `what` (formatted with `args` only
+    then: this runs for every tensor of every request)."""
     if not isinstance(value, dict):
-        raise InvalidInput(f"{what} must be a JSON object")
+        raise InvalidInput(f"{what.format(*args)} must be a JSON object")
     return value
 
 
-def _parameters(item: dict[str, Any], what: str) -> dict[str, Any]:
-    params = item.get("parameters") or {}
-    return _object(params, f"{what} parameters")
+def _parameters(item: dict[str, Any], what: str, *args: object) -> dict[str, Any]:
+    params = item.get("parameters")
+    return _object(params, what + " parameters", *args) if params else {}
 
 
 # The fields the parsers read: the rest of a body is never decoded.
@@ -148,7 +150,7 @@ def _infer(doc: Any, rest: memoryview, limits: Limits) -> InferRequest:
     inputs: list[tuple[str, Array]] = []
     offset = 0
     for index, raw in enumerate(items):
-        item = _object(raw, f"inputs[{index}]")
+        item = _object(raw, "inputs[{}]", index)
         name = item.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidInput(f"inputs[{index}] needs a 'name' string")
@@ -157,8 +159,9 @@ def _infer(doc: Any, rest: memoryview, limits: Limits) -> InferRequest:
             raise InvalidInput(f"input '{name}' needs a 'datatype' string")
         if "shape" not in item:
             raise InvalidInput(f"input '{name}' needs a 'shape'")
-        limits.check(name, check_shape(name, item["shape"]))
-        size = _parameters(item, f"input '{name}'").get("binary_data_size")
+        dims = check_shape(name, item["shape"])
+        limits.check(name, dims)
+        size = _parameters(item, "input '{}'", name).get("binary_data_size")
         if size is not None:
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
                 raise InvalidInput(f"input '{name}': binary_data_size must be an integer >= 0")
@@ -170,7 +173,7 @@ def _infer(doc: Any, rest: memoryview, limits: Limits) -> InferRequest:
             offset += size
             inputs.append((name, decode_binary(name, datatype, item["shape"], chunk)))
         elif "data" in item:
-            inputs.append((name, decode_json(name, datatype, item["shape"], item["data"])))
+            inputs.append((name, decode_json_checked(name, datatype, dims, item["data"])))
         else:
             raise InvalidInput(f"input '{name}' needs 'data' or a binary_data_size parameter")
     if offset != len(rest):
@@ -195,12 +198,12 @@ def _parse_outputs(items: object) -> tuple[list[str] | None, frozenset[str]]:
     names: list[str] = []
     binary: set[str] = set()
     for index, raw in enumerate(items):
-        item = _object(raw, f"outputs[{index}]")
+        item = _object(raw, "outputs[{}]", index)
         name = item.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidInput(f"outputs[{index}] needs a 'name' string")
         names.append(name)
-        if _parameters(item, f"output '{name}'").get("binary_data"):
+        if _parameters(item, "output '{}'", name).get("binary_data"):
             binary.add(name)
     return names or None, frozenset(binary)
 

@@ -354,7 +354,7 @@ def outcome(call: Any) -> Any:
     except Exception as exc:  # the error itself is the outcome compared
         return ("raised", type(exc).__name__, str(exc))
     if isinstance(result, oip.InferRequest):
-        result = vars(result)
+        result = result._asdict()
     return ("returned", typed(result))
 
 

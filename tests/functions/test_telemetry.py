@@ -86,7 +86,7 @@ def test_one_request_line_that_is_also_its_metrics(
     assert check_emf(line) == REQUEST_METRICS
     assert line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["model", "version", "service"]]
     assert (line["Requests"], line["ClientErrors"], line["ServerErrors"]) == (1, 0, 0)
-    assert line["Latency"] == pytest.approx(line["latency_ms"], abs=0.001)
+    assert line["Latency"] == line["latency_ms"]
     # And the cold start and the model load are events of their own, with their metrics
     (cold,) = [line for line in found if line["message"] == "cold start"]
     assert check_emf(cold) == {"ColdStart": "Count"}
@@ -169,3 +169,35 @@ def test_the_namespace_follows_powertools_setting(monkeypatch: pytest.MonkeyPatc
     (line,) = [line for line in lines(stream) if line["message"] == "request"]
     assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "elsewhere"
     assert (line["level"], line["ServerErrors"], line["Latency"]) == ("ERROR", 1, 10.0)
+
+
+@pytest.mark.parametrize("metrics", [True, False])
+@pytest.mark.parametrize("lambda_context", [True, False])
+def test_the_fast_request_line_is_the_document_serialized(
+    monkeypatch: pytest.MonkeyPatch, metrics: bool, lambda_context: bool
+) -> None:
+    # Given a warm telemetry (the first line takes the general path) at a fixed time
+    stream = io.StringIO()
+    telemetry = Telemetry(stream=stream, metrics=metrics)
+    if lambda_context:
+        telemetry.lambda_context(LocalContext(aws_request_id="inv-1"))
+    monkeypatch.setattr("functions.telemetry.time.time", lambda: 1796300000.1234)
+    args: dict[str, Any] = {"protocol": "v1", "name": "m%s", "ref": "prod", "version": 3}
+    telemetry.request(**args, status=200, seconds=0.001, request_id="warm")
+    stream.seek(0)
+    stream.truncate()
+    # When a request line is written from the route's template
+    telemetry.request(**args, status=200, seconds=0.0012345678, request_id='q"1')
+    # Then it is exactly the document the general path builds for the same values
+    (line,) = lines(stream)
+    expected = telemetry._document(
+        key=("v1", "m%s", "prod", 3, 200),
+        timestamp="2026-12-03T12:13:20.123+00:00",
+        request_id='q"1',
+        latency_ms=1.235,
+        invocation="inv-1" if lambda_context else None,
+        millis=1796300000123,
+        latency=1.235,
+    )
+    assert line == orjson.loads(orjson.dumps(expected))
+    assert ("_aws" in line) is metrics
