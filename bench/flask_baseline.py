@@ -13,9 +13,11 @@ import onnxruntime as ort
 from flask import Flask, jsonify, request
 
 
-def create(model_path: str) -> Flask:
+def create(model_path: str, threads: int) -> Flask:
     """The app: POST /v2/models/<name>/infer with one JSON tensor in, every output out."""
-    session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads  # the benchmark's, as every layer compared uses
+    session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
     app = Flask("baseline")
 
     @app.get("/health")
@@ -49,8 +51,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--threads", type=int, required=True)
     args = parser.parse_args()
-    create(args.model).run(host="127.0.0.1", port=args.port, threaded=True)
+    create(args.model, args.threads).run(host="127.0.0.1", port=args.port, threaded=True)
 
 
 if __name__ == "__main__":

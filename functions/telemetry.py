@@ -66,7 +66,8 @@ class Telemetry:
         # One logging.Logger per service name: a later Telemetry (a test) takes the stream over.
         handler = self.logger.registered_handler
         if isinstance(handler, logging.StreamHandler):
-            handler.setStream(self.stream)
+            with handler.lock or threading.Lock():  # not setStream: it flushes the old stream,
+                handler.stream = self.stream  # which may be closed (a CLI test's, say)
         self._write_lock = threading.Lock()
         self._fd = _descriptor(self.stream)
         self._templates: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -104,13 +105,17 @@ class Telemetry:
             key = (protocol, name, ref, version, status, self._invocation is not None)
             template = self._lines.get(key) or self._line_template(key)
             millis = int(now * 1000)
+            second, stamp = self._stamp
+            if millis // 1000 != second:
+                second, stamp = self._second(millis // 1000)
             shown = f"{latency:.3f}"
-            values = ['"' + self._timestamp(now) + '"', _json(request_id), shown]
+            rid = "null" if request_id is None else orjson.dumps(request_id).decode()
+            values: tuple[str, ...] = (f'"{stamp}.{millis % 1000:03d}+00:00"', rid, shown)
             if self._invocation is not None:
-                values.append(_json(self._invocation))
+                values += (orjson.dumps(self._invocation).decode(),)
             if self.metrics:
                 values += (str(millis), shown)
-            self._emit(template % tuple(values))
+            self._emit(template % values)
             return
         doc = self._document(
             key=(protocol, name, ref, version, status),
@@ -210,10 +215,15 @@ class Telemetry:
         """RFC 3339 in UTC as Powertools writes it (`2026-12-03T12:00:00.123+00:00`), the
         seconds formatted once a second."""
         millis = int(now * 1000)
-        second = millis // 1000
-        if second != self._stamp[0]:
-            self._stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-        return f"{self._stamp[1]}.{millis % 1000:03d}+00:00"
+        second, stamp = self._stamp
+        if millis // 1000 != second:
+            second, stamp = self._second(millis // 1000)
+        return f"{stamp}.{millis % 1000:03d}+00:00"
+
+    def _second(self, second: int) -> tuple[int, str]:
+        """Format a new second (once a second), and keep it."""
+        self._stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return self._stamp
 
     def _write(self, doc: dict[str, Any]) -> None:
         self._emit(orjson.dumps(doc, default=str).decode() + "\n")

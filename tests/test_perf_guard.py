@@ -1,16 +1,17 @@
 """A performance regression guard: the Lambda handler's per-request cost as a multiple of a raw
 `session.run` (MLP batch 1, JSON; interleaved blocks, median), against a generous threshold.
 
-`make bench` reports the figure (docs/benchmarks.md: about 2x raw here). The threshold sits well
-above run-to-run noise and well below what a change that doubles the handler's overhead gives,
-such as a thread started per request (the regression this guard was written for: 8x raw).
+`make bench` reports the figure (docs/benchmarks.md: 2.8-3.4x raw on this 2-vCPU machine, up to
+about 4x when it is busy). The threshold sits above that noise and below what a change that
+doubles the handler's overhead gives, such as a thread started per request (the regression this
+guard was written for: 8.3x raw here, measured with one put back).
 """
 
 from __future__ import annotations
 
 from bench.guard import handler_ratio
 
-THRESHOLD = 4.0
+THRESHOLD = 5.5
 
 
 def test_the_handler_costs_at_most_a_few_raw_runs() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,10 @@ class InferenceMiddleware:
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
+        # Request ids for clients that send none: unique per process start, a counter after it
+        # (no random bytes per request).
+        self._prefix = os.urandom(4).hex()
+        self._count = itertools.count(1)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Route: inference here, everything else to the wrapped app (its line logged too)."""
@@ -42,7 +47,7 @@ class InferenceMiddleware:
         started = time.perf_counter()
         route = match(scope["method"], scope["path"]) if not scope.get("root_path") else None
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = headers.get("x-request-id") or os.urandom(8).hex()
+        request_id = headers.get("x-request-id") or f"{self._prefix}-{next(self._count)}"
         if route is None:
             await self._other(scope, receive, send, started, request_id)
             return

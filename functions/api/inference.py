@@ -103,7 +103,11 @@ def _answer(
         length_in = None
     else:
         length_in = parse_header_length(headers.get(HEADER_LENGTH))
-    forwarded = plane.forward(route.name, route.version, body, length_in, protocol=route.protocol)
+    forwarded = (
+        None
+        if plane.forwarder is None  # no GPU endpoint: nothing to look up
+        else plane.forward(route.name, route.version, body, length_in, protocol=route.protocol)
+    )
     if forwarded is not None:
         remote, version = forwarded
         media = remote.headers.get("content-type", JSON)

@@ -26,10 +26,18 @@ _NUMBERS: Final[dict[str, tuple[Literal["d", "i", "u"], np.dtype[Any], float]]] 
     "FP32": ("d", np.dtype(np.float64), 2.0**53),
     "FP64": ("d", np.dtype(np.float64), inf),
 }
+# The datatypes whose JSON data numpy reads straight from simdjson.
+NUMERIC: Final = frozenset(_NUMBERS)
 
 
 def check_shape(name: str, shape: object) -> tuple[int, ...]:
     """Validate a request shape: a list of non-negative integers."""
+    if type(shape) is list:  # what JSON gives: checked without a generator
+        for d in shape:
+            if type(d) is not int or d < 0:
+                break
+        else:
+            return tuple(shape)
     if not isinstance(shape, list | tuple) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
@@ -127,9 +135,10 @@ _DOT_MAX = 8192
 
 def _within(raw: Array, limit: float) -> bool:
     """Every |value| < `limit`. For small arrays through the sum of squares (one BLAS call, no
-    temporary): below limit**2 every value is below `limit`; at or over it (or inf), the exact
-    test decides, so the answer is exact either way."""
-    if raw.size <= _DOT_MAX and float(np.dot(raw, raw)) < limit * limit:
+    temporary; vdot, unlike dot, does not warn when it overflows to inf): below limit**2 every
+    value is below `limit`; at or over it (or inf), the exact test decides, so the answer is
+    exact either way."""
+    if raw.size <= _DOT_MAX and float(np.vdot(raw, raw)) < limit * limit:
         return True
     return bool(np.abs(raw).max() < limit)
 

@@ -25,6 +25,10 @@ OIP_TO_NUMPY: Final[dict[str, np.dtype[np.generic]]] = {
     "BYTES": np.dtype(object),
 }
 DATATYPES: Final = tuple(OIP_TO_NUMPY)
+# numpy dtype -> OIP datatype (BYTES is chosen by kind: any object, str or bytes array).
+_NUMPY_TO_OIP: Final[dict[np.dtype[np.generic], str]] = {
+    dtype: name for name, dtype in OIP_TO_NUMPY.items() if name != "BYTES"
+}
 
 # onnxruntime's type strings (`NodeArg.type`) -> OIP datatype.
 ONNX_TO_OIP: Final[dict[str, str]] = {
@@ -56,9 +60,12 @@ def numpy_dtype(datatype: str) -> np.dtype[np.generic]:
 
 def oip_datatype(dtype: np.dtype[np.generic]) -> str:
     """Return the OIP datatype for a numpy dtype (strings and bytes are BYTES)."""
+    found = _NUMPY_TO_OIP.get(dtype)
+    if found is not None:
+        return found
     if dtype.kind in "OUS":
         return "BYTES"
-    for name, candidate in OIP_TO_NUMPY.items():
+    for name, candidate in OIP_TO_NUMPY.items():  # an equal dtype of another byte order, say
         if candidate == dtype:
             return name
     raise InvalidInput(f"numpy dtype {dtype} has no Open Inference Protocol datatype")

@@ -41,9 +41,25 @@ class Runner:
         self.watchdog = watchdog or default_watchdog()
         self._inputs = {spec.name: spec for spec in manifest.inputs}
         self._outputs = [spec.name for spec in manifest.outputs]
+        # The common request: a one-input model given an array of its dtype (not BYTES: strings
+        # are converted to text on the way).
+        self._dtypes = {
+            spec.name: numpy_dtype(spec.datatype)
+            for spec in manifest.inputs
+            if spec.datatype != "BYTES"
+        }
+        self._fixed = {
+            spec.name: (len(spec.shape), [(a, d) for a, d in enumerate(spec.shape) if d != -1])
+            for spec in manifest.inputs
+        }
 
     def check_inputs(self, inputs: Sequence[tuple[str, Array]]) -> dict[str, Array]:
         """Return the feed for `inputs`, or raise InvalidInput naming the first mismatch."""
+        if len(inputs) == 1 and len(self._inputs) == 1:
+            name, array = inputs[0]
+            dtype = self._dtypes.get(name)  # None for an unknown name, or BYTES
+            if dtype is not None and array.dtype == dtype and self._fits(name, array.shape):
+                return {name: array}
         feed: dict[str, Array] = {}
         for name, array in inputs:
             spec = self._inputs.get(name)
@@ -59,6 +75,16 @@ class Runner:
         if missing:
             raise InvalidInput(f"missing input {', '.join(repr(n) for n in missing)}")
         return feed
+
+    def _fits(self, name: str, shape: tuple[int, ...]) -> bool:
+        """Rank and every fixed dimension match (what `check_input` checks, without words)."""
+        rank, fixed = self._fixed[name]
+        if len(shape) != rank:
+            return False
+        for axis, want in fixed:
+            if shape[axis] != want:
+                return False
+        return True
 
     def output_names(self, requested: Sequence[str] | None) -> list[str]:
         """Return the outputs to compute: all of them, or the requested ones if known."""

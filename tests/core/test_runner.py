@@ -111,3 +111,50 @@ def test_session_failures_are_reported_as_input_errors(multi: Runner) -> None:
     assert str(caught.value) == (
         "model 'multi' rejected the inputs: [ONNXRuntimeError] : 2 : INVALID_ARGUMENT : bad input"
     )
+
+
+def _text_identity() -> bytes:
+    """A one-input string model: text [-1] -> same."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["text"], ["same"])],
+        "text",
+        [helper.make_tensor_value_info("text", TensorProto.STRING, [None])],
+        [helper.make_tensor_value_info("same", TensorProto.STRING, [None])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return onnx.shape_inference.infer_shapes(model).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((2, 3), np.float64), "input 'x' has datatype FP64, expected FP32"),
+        (np.zeros(6, np.float32), "input 'x' has shape [6] (rank 1), expected rank 2 [2, 3]"),
+        (
+            np.zeros((2, 2), np.float32),
+            "input 'x' has shape [2, 2], expected [2, 3] (dimension 1 must be 3)",
+        ),
+    ],
+)
+def test_a_one_input_model_checks_as_strictly(
+    tmp_path: Path, array: np.ndarray, message: str
+) -> None:
+    # One-input models take a shorter path when the array fits; a misfit is named as before
+    fixed = runner_for(models.fixed_shape(), tmp_path)
+    with pytest.raises(InvalidInput) as caught:
+        fixed.run([("x", array)])
+    assert str(caught.value) == message
+    with pytest.raises(InvalidInput, match="unexpected input 'y'"):
+        fixed.run([("y", np.zeros((2, 3), np.float32))])
+
+
+def test_a_one_input_text_model_still_gets_text(tmp_path: Path) -> None:
+    runner = runner_for(_text_identity(), tmp_path)
+    assert runner.run([("text", np.array([b"caf\xc3\xa9", "x"], dtype=object))])[
+        "same"
+    ].tolist() == ["café", "x"]
+    with pytest.raises(InvalidInput, match="input 'text' must be BYTES"):
+        runner.run([("text", np.zeros(2, np.float64))])
