@@ -55,8 +55,11 @@ class Watchdog:
         """A budget of `seconds` from now; pass `budget.options` to `session.run`."""
         budget = Budget(self._options(), self._clock() + seconds)
         with self._lock:  # the Condition's own lock, without its Python-level wrapper
-            heapq.heappush(self._heap, (budget.due, next(self._seq), budget))
-            if len(self._heap) > self._compact_at:
+            heap = self._heap
+            while heap and heap[0][2].done:  # one request at a time: the last one, released
+                heapq.heappop(heap)
+            heapq.heappush(heap, (budget.due, next(self._seq), budget))
+            if len(heap) > self._compact_at:  # released out of order (concurrent requests)
                 self._compact()
             if self._thread is None:
                 self._start()
