@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import orjson
@@ -89,20 +89,28 @@ print(json.dumps({"import": t1 - t0, "fastapi imported": "fastapi" in sys.module
 """
 
 
-def _spawn(code: str, args: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
-    """Run `code` in a fresh interpreter; seconds from spawn to its answer, and its phases."""
+def spawn(
+    code: str, args: list[str], env: dict[str, str], *, log: IO[str] | None = None
+) -> tuple[float, dict[str, Any]]:
+    """Run `code` in a fresh interpreter; seconds from spawn to its answer, and its phases.
+
+    The answer is the last line of its stdout, or of its stderr when `log` takes its stdout
+    (a Lambda handler's log lines, say).
+    """
     start = time.time()
     result = subprocess.run(
         [sys.executable, "-c", code, *args],
-        capture_output=True,
+        stdout=subprocess.PIPE if log is None else log,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=ROOT,
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(result.stderr[-2000:])
-    phases: dict[str, Any] = orjson.loads(result.stdout.strip().splitlines()[-1])
+        raise RuntimeError(result.stderr[-3000:])
+    answer = (result.stdout if log is None else result.stderr).strip().splitlines()[-1]
+    phases: dict[str, Any] = orjson.loads(answer)
     answered = phases.pop("answered_at", None)
     return (answered or time.time()) - start, phases
 
@@ -153,12 +161,12 @@ def run(rounds: int, console: Console) -> dict[str, Any]:
         floors, ours, batch = [], [], []
         for i in range(rounds):
             with console.status(f"round {i + 1}/{rounds}"):
-                floors.append(_spawn(FLOOR, [str(work / "mlp.onnx")], env))
+                floors.append(spawn(FLOOR, [str(work / "mlp.onnx")], env))
                 cache = work / f"cache-{i}"  # a cold /tmp: the artifact is fetched every round
                 ours.append(
-                    _spawn(OURS, [str(work / "event.json")], {**env, "MAAS_CACHE_DIR": str(cache)})
+                    spawn(OURS, [str(work / "event.json")], {**env, "MAAS_CACHE_DIR": str(cache)})
                 )
-                batch.append(_spawn(BATCH, [], env))
+                batch.append(spawn(BATCH, [], env))
     finally:
         moto.stop()
 

@@ -58,7 +58,11 @@ def build_runtime(
     telemetry = telemetry or Telemetry()
     registry = Registry(
         repository=Repository(open_store(settings.store)),
-        cache=ArtifactCache(settings.cache_dir),
+        cache=ArtifactCache(
+            settings.cache_dir,
+            memory_bytes=settings.memory_limit_bytes(),
+            disk_bytes=None if settings.cache_max_mb is None else settings.cache_max_mb << 20,
+        ),
         session_factory=OrtSessionFactory(
             intra_op_threads=settings.intra_op_threads or cpu_budget().threads,
             device=settings.device,
@@ -135,6 +139,28 @@ def preload(runtime: Runtime) -> list[str]:
             },
         )
     return failures
+
+
+def register_restore_hooks(runtime: Runtime) -> bool:
+    """Under SnapStart, have Lambda call `after_restore(runtime)` when it resumes a snapshot.
+
+    `snapshot_restore_py` is the Lambda Python runtime's own module; elsewhere there is no
+    snapshot to restore from, and nothing is registered (False).
+    """
+    try:
+        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    register_after_restore(after_restore, runtime)
+    return True
+
+
+def after_restore(runtime: Runtime) -> None:
+    """Resume from a snapshot: what the init phase built stays (settings, preloaded sessions,
+    their memory-mapped files in /tmp, the watchdog); the store's client is made anew, since the
+    credentials it read at init belong to the environment that took the snapshot."""
+    runtime.registry.repository.store.reconnect()
+    runtime.telemetry.logger.info("snapshot restored", extra={"loaded": runtime.registry.loaded()})
 
 
 def lambda_budget(context: Any) -> float | None:

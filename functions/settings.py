@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,6 +61,26 @@ class Settings(BaseSettings):
     intra_op_threads: int | None = Field(
         None, gt=0, description="onnxruntime threads; default: usable CPUs"
     )
+    memory_mb: int | None = Field(
+        None,
+        gt=0,
+        description="Memory a model may use, MB; default: the Lambda function's, else unchecked",
+    )
+    cache_max_mb: int | None = Field(
+        None,
+        gt=0,
+        description="Disk the artifact cache may use, MB (the function's ephemeral storage); "
+        "default: the free space of cache_dir",
+    )
+
+    def memory_limit_bytes(self) -> int | None:
+        """The memory models must fit in: the setting, else Lambda's, else None (unchecked)."""
+        mb = self.memory_mb or _int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"))
+        return None if mb is None else mb * 1024 * 1024
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 import jsii
+from aws_cdk import Size
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -16,7 +17,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from .config import MaasConfig
-from .functions import python_function
+from .functions import cache_mb, python_function
 from .grants import read_prefix
 from .telemetry import log_group
 
@@ -81,6 +82,7 @@ class ModelApi(Construct):
         environment = {
             "MAAS_STORE": f"s3://{models.bucket_name}",
             "MAAS_PRELOAD": ",".join(config.preload),
+            "MAAS_CACHE_MAX_MB": str(cache_mb(config.api_ephemeral)),
         }
         if gpu is not None:
             environment |= {
@@ -99,6 +101,7 @@ class ModelApi(Construct):
             environment=environment,
             description="serverless-maas API: Open Inference Protocol v2 and v1 predict",
             reserved_concurrent_executions=config.reserved_concurrency,
+            ephemeral_storage_size=Size.mebibytes(config.api_ephemeral),
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if config.snap_start else None,
         )
         # Read-only on models/: the API never writes the model store.

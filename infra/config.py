@@ -21,6 +21,8 @@ RETENTION_DAYS: Final = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
     3288, 3653,
 )  # fmt: skip
+# SnapStart functions may have at most this much ephemeral storage.
+SNAPSTART_EPHEMERAL_MB: Final = 512
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -34,6 +36,8 @@ class MaasConfig:
 
     architecture: str = "x86_64"
     api_memory_mb: int = 2048
+    # /tmp of the API function, the artifact cache: 2,048 MB, or 512 with SnapStart (its limit)
+    api_ephemeral_mb: int | None = None
     api_timeout_seconds: int = 29
     batch_memory_mb: int = 3008
     batch_timeout_seconds: int = 900
@@ -50,6 +54,7 @@ class MaasConfig:
     preload_models: str = ""
     heavy_cpu: bool = False
     heavy_cpu_memory_mb: int = 10240
+    heavy_cpu_ephemeral_mb: int = 10240
     gpu: bool = False
     gpu_mode: str = "async"
     gpu_instance_type: str = "ml.g5.xlarge"
@@ -61,6 +66,13 @@ class MaasConfig:
     alarm_5xx_percent: float = 1.0
     alarm_p99_latency_ms: int = 5000
     bundling: bool = True
+
+    @property
+    def api_ephemeral(self) -> int:
+        """The API function's /tmp in MB: the context's, else the default for its options."""
+        if self.api_ephemeral_mb is not None:
+            return self.api_ephemeral_mb
+        return SNAPSTART_EPHEMERAL_MB if self.snap_start else 2048
 
     @classmethod
     def from_context(cls, node: Node) -> MaasConfig:
@@ -96,8 +108,18 @@ class MaasConfig:
             )
         if not 1 <= self.batch_timeout_seconds <= 900:
             raise ConfigError("maas:batchTimeoutSeconds must be 1-900")
-        if not 512 <= self.batch_ephemeral_mb <= 10240:
-            raise ConfigError("maas:batchEphemeralMb must be 512-10240")
+        if self.snap_start and self.api_ephemeral > SNAPSTART_EPHEMERAL_MB:
+            raise ConfigError(
+                f"maas:apiEphemeralMb={self.api_ephemeral_mb} with maas:snapStart: SnapStart "
+                f"allows at most {SNAPSTART_EPHEMERAL_MB} MB of ephemeral storage"
+            )
+        for key, value in (
+            ("maas:batchEphemeralMb", self.batch_ephemeral_mb),
+            ("maas:apiEphemeralMb", self.api_ephemeral),
+            ("maas:heavyCpuEphemeralMb", self.heavy_cpu_ephemeral_mb),
+        ):
+            if not 512 <= value <= 10240:
+                raise ConfigError(f"{key} must be 512-10240 (Lambda's ephemeral storage, MB)")
         if self.snap_start and self.provisioned_concurrency:
             raise ConfigError("choose maas:snapStart or maas:provisionedConcurrency, not both")
         if self.provisioned_concurrency < 0 or self.gpu_max_instances < 1:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Size
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
@@ -10,7 +10,7 @@ from constructs import Construct
 
 from .bundling import ROOT
 from .config import MaasConfig
-from .functions import architecture
+from .functions import architecture, cache_mb
 from .grants import read_prefix
 from .telemetry import function_props
 
@@ -58,6 +58,7 @@ class HeavyCpuFunction(Construct):
             ),
             architecture=architecture(config.architecture),
             memory_size=config.heavy_cpu_memory_mb,
+            ephemeral_storage_size=Size.mebibytes(config.heavy_cpu_ephemeral_mb),
             timeout=Duration.seconds(config.api_timeout_seconds),
             description="serverless-maas heavy-CPU API: the same app in a container image",
             **function_props(
@@ -67,6 +68,7 @@ class HeavyCpuFunction(Construct):
                 environment={
                     "MAAS_STORE": f"s3://{models.bucket_name}",
                     "MAAS_API_BASE_PATH": self.BASE_PATH,
+                    "MAAS_CACHE_MAX_MB": str(cache_mb(config.heavy_cpu_ephemeral_mb)),
                 },
             ),
         )

@@ -17,6 +17,15 @@ def architecture(name: str) -> lambda_.Architecture:
     return lambda_.Architecture.ARM_64 if name == "arm64" else lambda_.Architecture.X86_64
 
 
+# What the runtime, Python's bytecode cache and temporary files may need of /tmp besides the cache.
+TMP_RESERVE_MB = 256
+
+
+def cache_mb(ephemeral_mb: int) -> int:
+    """The artifact cache's share of a function's ephemeral storage (MAAS_CACHE_MAX_MB)."""
+    return ephemeral_mb - TMP_RESERVE_MB
+
+
 def python_function(
     scope: Construct,
     *,

@@ -14,7 +14,7 @@ from functions.core.runner import check_input
 
 from .compress import BuildError
 from .examples.base import Arrays, Trained
-from .inspect_onnx import ArtifactError, manifest_for
+from .inspect_onnx import manifest_for, model_bytes
 
 LABELS = "labels"
 
@@ -67,10 +67,7 @@ def check_data(arrays: Arrays, manifest: Manifest, what: str) -> tuple[Arrays, A
 
 def from_onnx(model: Path, calibration: Path, evaluation: Path | None, *, name: str) -> Trained:
     """A build input from files: the given model is the fp32 reference."""
-    try:
-        artifact = model.read_bytes()
-    except OSError as exc:
-        raise ArtifactError(f"cannot read {model}: {exc.strerror or exc}") from None
+    artifact = model_bytes(model)  # external data read in: the pipeline compresses one graph
     manifest, _ = manifest_for(artifact, name=name)
     cal, _ = check_data(load_npz(calibration, "calibration"), manifest, "calibration")
     if evaluation is None:

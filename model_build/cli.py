@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -61,7 +62,9 @@ def _repo(store: str) -> Repository:
 
 @app.command()
 def publish(
-    model: Annotated[Path, typer.Argument(help="The ONNX file to publish")],
+    model: Annotated[
+        Path, typer.Argument(help="The ONNX file to publish (its external data files beside it)")
+    ],
     name: Annotated[str, typer.Option("--name", help="Model name, e.g. 'digits'")],
     store: StoreOpt = DEFAULT_STORE,
     alias: Annotated[
@@ -73,25 +76,62 @@ def publish(
     target: Annotated[
         str, typer.Option(help="cpu (the Lambda functions) or gpu (the GPU endpoint)")
     ] = "cpu",
+    external_data: Annotated[
+        str | None,
+        typer.Option(
+            "--external-data",
+            help="Move tensors of at least this size (e.g. 1MB) of a single-file model into "
+            "model.onnx.data, which the service memory-maps",
+        ),
+    ] = None,
 ) -> None:
     """Publish MODEL as the next version of NAME and print the version."""
-    from model_build.inspect_onnx import ArtifactError, manifest_for
+    from model_build.inspect_onnx import artifact_from_file
 
-    try:
-        artifact = model.read_bytes()
-    except OSError as exc:
-        raise ArtifactError(f"cannot read {model}: {exc.strerror or exc}") from None
     labels = dict(_pair(item) for item in label or [])
-    manifest, warnings = manifest_for(artifact, name=name, labels=labels, target=target)
-    for warning in warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
-    repo = _repo(store)
-    final = repo.publish(manifest, artifact)
+    threshold = None if external_data is None else _bytes(external_data)
+    with tempfile.TemporaryDirectory(prefix="maas-publish-") as work:
+        artifact = artifact_from_file(
+            model,
+            name=name,
+            labels=labels,
+            target=target,
+            external_data_from=threshold,
+            workdir=Path(work),
+        )
+        for warning in artifact.warnings:
+            err.print(f"[yellow]warning:[/] {warning}")
+        repo = _repo(store)
+        final = repo.publish(artifact.manifest, artifact.graph, artifact.data)
     for each in alias or []:
         repo.set_alias(name, each, final.version)
     suffix = f" (alias {', '.join(alias)})" if alias else ""
-    err.print(f"published {name} version {final.version} to {repo.store.uri}{suffix}")
+    files = len(final.files)
+    err.print(
+        f"published {name} version {final.version} to {repo.store.uri}{suffix}: "
+        f"{_size(final.total_bytes)} in {files} file{'s' if files > 1 else ''}"
+    )
     out.print(final.version)
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
+
+
+def _bytes(text: str) -> int:
+    """`1MB`, `512KiB`, `1048576`: a size in bytes."""
+    upper = text.strip().upper()
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if unit and upper.endswith(unit):
+            digits = upper[: -len(unit)].strip()
+            break
+    else:
+        unit, digits = "", upper
+    try:
+        return int(float(digits) * _UNITS[unit])
+    except ValueError:
+        raise typer.BadParameter(
+            f"a size is a number with an optional unit (1MB, 512KiB), got {text!r}"
+        ) from None
 
 
 def _pair(item: str) -> tuple[str, str]:
@@ -194,7 +234,7 @@ def list_models(
                 tags,
                 m.quantization,
                 "-" if parent is None else str(parent),
-                _size(m.size_bytes),
+                _size(m.total_bytes),
                 m.sha256[:12],
                 metrics,
             )
@@ -212,7 +252,9 @@ def _fmt(value: Any) -> str:
 
 
 def _size(size: int) -> str:
-    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.1f} MiB"
+    if size < 1 << 20:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / (1 << 20):.1f} MiB" if size < 1 << 30 else f"{size / (1 << 30):.2f} GiB"
 
 
 @app.command()

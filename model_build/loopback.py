@@ -44,6 +44,15 @@ class MotoServer:
         self.stop()
         raise RuntimeError("moto server did not start")
 
+    def environment(self) -> dict[str, str]:
+        """What boto3 and botocore need to talk to this server (the endpoint, dummy keys)."""
+        return {
+            "AWS_ENDPOINT_URL_S3": self.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
     def stop(self) -> None:
         """Stop the server."""
         if self.proc is not None:

@@ -13,7 +13,7 @@ import time
 from functools import cache
 from typing import Any
 
-from functions.runtime import Runtime, get_runtime, lambda_budget
+from functions.runtime import Runtime, get_runtime, lambda_budget, register_restore_hooks
 
 from .apigw import HttpApiEvent, HttpApiResponse, inference_request, request_id, response
 from .inference import serve_inference
@@ -68,4 +68,4 @@ def _adapter(runtime: Runtime) -> Any:
 
 
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"):  # on Lambda: build during the init phase
-    get_runtime()
+    register_restore_hooks(get_runtime())

@@ -1,19 +1,25 @@
-"""A local artifact cache keyed by sha256, verified before any session is created."""
+"""A local artifact cache: each artifact's files in a folder named by their digests, verified
+as they arrive, so onnxruntime opens the graph in place and memory-maps its external data."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
+import orjson
+
 from .errors import IntegrityError, ModelUnavailable, StoreError
-from .manifest import Manifest
+from .manifest import GRAPH_FILE, Manifest, check_artifact_path
 from .observe import ModelLoad
 from .store import Store, artifact_key
 
 _CHUNK = 1 << 20
+_RECORD = ".verified.json"  # beside the folders: what each verified file looked like on disk
+_GB = 1e9
 
 
 def sha256_file(path: Path) -> str:
@@ -25,55 +31,167 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _gb(count: float) -> str:
+    return f"{count / _GB:.2f} GB"
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 class ArtifactCache:
-    """Artifacts on local disk (Lambda's /tmp) under their sha256, checked on every load."""
+    """Artifacts on local disk (Lambda's /tmp), one folder per artifact, verified once.
 
-    def __init__(self, root: Path) -> None:
+    A file is hashed while it is downloaded and kept only if every file matches its manifest;
+    the folder is then recorded with each file's size, mtime and inode, so a later load in the
+    same environment trusts an untouched folder without reading gigabytes again, and fetches
+    anew one that changed. Before any download the artifact is checked against the memory and
+    disk it needs: a model that cannot fit is refused (a 503) with the limit and the shortfall.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        memory_bytes: int | None = None,
+        disk_bytes: int | None = None,
+    ) -> None:
         self.root = root
+        self.memory_bytes = memory_bytes  # the function's memory, where it is known
+        self.disk_bytes = disk_bytes  # at most this much of the disk for the cache, if set
 
-    def path(self, sha256: str) -> Path:
-        """Where an artifact with this digest lives."""
-        return self.root / f"{sha256}.onnx"
+    def path(self, manifest: Manifest) -> Path:
+        """Where the artifact's graph lives once cached."""
+        return self.root / manifest.artifact_id / GRAPH_FILE
 
     def fetch(self, store: Store, manifest: Manifest, load: ModelLoad | None = None) -> Path:
-        """Return a verified local copy of the manifest's artifact, downloading it if needed.
+        """Return the local path of the manifest's verified graph, downloading its files if needed.
 
         `load`, when given, receives the time each phase took and whether the cache had it.
         """
-        load = load or ModelLoad(manifest.name, manifest.version, manifest.size_bytes)
+        load = load or ModelLoad(manifest.name, manifest.version, manifest.total_bytes)
         label = f"model '{manifest.name}' version {manifest.version}"
-        target = self.path(manifest.sha256)
+        for each in manifest.data_files:  # the store is not trusted to be well-formed
+            check_artifact_path(each.path)
+        self._check_memory(manifest, label)
+        folder = self.root / manifest.artifact_id
         started = time.perf_counter()
-        if target.exists() and sha256_file(target) == manifest.sha256:
+        if self._intact(folder, manifest):
             load.cached, load.verify_seconds = True, time.perf_counter() - started
-            return target
+            return folder / GRAPH_FILE
         try:
+            self._discard(folder)
             self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=self.root, suffix=".part")
-            os.close(fd)
+            self._make_room(manifest, label)
+            staging = Path(tempfile.mkdtemp(dir=self.root, suffix=".part"))
         except OSError as exc:
             raise ModelUnavailable(
                 f"{label}: artifact cache {self.root} is unusable: {exc}"
             ) from None
-        tmp = Path(tmp_name)
         try:
             started = time.perf_counter()
-            try:
-                store.download(artifact_key(manifest.name, manifest.version), tmp)
-            except StoreError as exc:
-                raise ModelUnavailable(f"{label}: cannot fetch the artifact: {exc}") from None
-            except OSError as exc:
-                raise ModelUnavailable(f"{label}: cannot write the artifact cache: {exc}") from None
+            for each in manifest.files:
+                self._download(store, manifest, each.path, each.size_bytes, each.sha256, staging)
             downloaded = time.perf_counter()
-            load.download_seconds = downloaded - started
-            actual = sha256_file(tmp)
-            load.verify_seconds = time.perf_counter() - downloaded
-            if actual != manifest.sha256:
-                raise IntegrityError(
-                    f"{label}: artifact sha256 {actual[:12]}... does not match the manifest's "
-                    f"{manifest.sha256[:12]}...; refusing to serve it"
-                )
-            os.replace(tmp, target)
+            load.download_seconds = downloaded - started  # the sha256s included: one pass
+            record = self._describe(staging, manifest)
+            try:
+                os.rename(staging, folder)
+            except OSError:  # another process cached it meanwhile: theirs is as good
+                if not self._intact(folder, manifest):
+                    raise
+                return folder / GRAPH_FILE
+            self._record(folder, record)
+            load.verify_seconds = time.perf_counter() - downloaded  # digests held, recorded
+        except OSError as exc:
+            raise ModelUnavailable(f"{label}: cannot write the artifact cache: {exc}") from None
         finally:
-            tmp.unlink(missing_ok=True)
-        return target
+            shutil.rmtree(staging, ignore_errors=True)
+        return folder / GRAPH_FILE
+
+    def _download(
+        self, store: Store, manifest: Manifest, path: str, size: int, sha256: str, staging: Path
+    ) -> None:
+        label = f"model '{manifest.name}' version {manifest.version}"
+        target = staging / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            actual = store.download(
+                artifact_key(manifest.name, manifest.version, path), target, size
+            )
+        except StoreError as exc:
+            raise ModelUnavailable(f"{label}: cannot fetch {path}: {exc}") from None
+        if actual != sha256 or target.stat().st_size != size:
+            raise IntegrityError(
+                f"{label}: {path} has sha256 {actual[:12]}... where the manifest records "
+                f"{sha256[:12]}...; refusing to serve it"
+            )
+
+    def _check_memory(self, manifest: Manifest, label: str) -> None:
+        if self.memory_bytes is None:
+            return
+        free = self.memory_bytes - rss_bytes()
+        if manifest.total_bytes > free:
+            raise ModelUnavailable(
+                f"{label} is {_gb(manifest.total_bytes)}; this function has "
+                f"{_gb(self.memory_bytes)} of memory, {_gb(free)} of it free: "
+                f"{_gb(manifest.total_bytes - free)} short (give the function more memory, "
+                "or serve the model from the container or GPU variant)"
+            )
+
+    def _make_room(self, manifest: Manifest, label: str) -> None:
+        """Evict other artifacts, oldest first, until this one fits; refuse it if it cannot."""
+        need = manifest.total_bytes
+        while True:
+            free = shutil.disk_usage(self.root).free
+            if self.disk_bytes is not None:
+                free = min(free, self.disk_bytes - self._used())
+            if need <= free:
+                return
+            others = sorted(
+                (p for p in self.root.iterdir() if p.is_dir() and not p.name.endswith(".part")),
+                key=lambda p: p.stat().st_mtime,
+            )
+            if not others:
+                limit = (
+                    f"the cache's {_gb(self.disk_bytes)}"
+                    if self.disk_bytes is not None
+                    else f"the free space of {self.root}"
+                )
+                raise ModelUnavailable(
+                    f"{label} is {_gb(need)}; {limit} leaves {_gb(max(free, 0))}: "
+                    f"{_gb(need - max(free, 0))} short (raise the function's ephemeral storage)"
+                )
+            self._discard(others[0])
+
+    def _used(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    def _describe(self, folder: Path, manifest: Manifest) -> dict[str, list[int]]:
+        record = {}
+        for each in manifest.files:
+            info = (folder / each.path).stat()
+            record[each.path] = [info.st_size, info.st_mtime_ns, info.st_ino]
+        return record
+
+    def _record(self, folder: Path, record: dict[str, list[int]]) -> None:
+        tmp = folder.with_name(folder.name + ".tmp")
+        tmp.write_bytes(orjson.dumps(record))
+        os.replace(tmp, folder.with_name(folder.name + _RECORD))
+
+    def _intact(self, folder: Path, manifest: Manifest) -> bool:
+        """The folder holds the files as they were verified (no file changed since)."""
+        try:
+            record = orjson.loads(folder.with_name(folder.name + _RECORD).read_bytes())
+            return bool(record == self._describe(folder, manifest))
+        except (OSError, orjson.JSONDecodeError):
+            return False
+
+    def _discard(self, folder: Path) -> None:
+        folder.with_name(folder.name + _RECORD).unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)

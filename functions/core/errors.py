@@ -43,6 +43,10 @@ class ManifestError(MaasError):
     """A manifest is malformed or inconsistent."""
 
 
+class ArtifactPathError(ManifestError):
+    """An artifact file's location is absolute, leaves the model's folder or is reserved."""
+
+
 class StoreError(MaasError):
     """Base class of store failures."""
 

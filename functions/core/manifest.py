@@ -2,18 +2,65 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field, replace
+from pathlib import PurePosixPath
 from typing import Any, Final
 
 from .datatypes import DATATYPES
-from .errors import ManifestError
+from .errors import ArtifactPathError, ManifestError
 from .names import check_name, check_version
 
 SCHEMA_VERSION: Final = 1
 QUANTIZATIONS: Final = ("none", "fp16", "int8-dynamic", "int8-static")
 TARGETS: Final = ("cpu", "gpu")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+GRAPH_FILE: Final = "model.onnx"
+# Names the version's folder holds beside the artifact's files.
+_RESERVED: Final = frozenset({GRAPH_FILE, "manifest.json"})
+_MAX_PATH: Final = 512
+
+
+def check_artifact_path(path: object) -> str:
+    """A data file's location relative to the graph's folder, or ArtifactPathError naming it.
+
+    Refused: absolute paths, `..`, `.` and empty parts, backslashes, control characters, and the
+    names the version's folder reserves. The store is not trusted to be well-formed: every load
+    checks again what publishing checked.
+    """
+    if not isinstance(path, str) or not path:
+        raise ArtifactPathError(f"artifact file location {path!r} is not a relative path")
+    shown = repr(path)
+    if len(path) > _MAX_PATH or any(ord(c) < 32 or c in "\\\x7f" for c in path):
+        raise ArtifactPathError(
+            f"artifact file location {shown} has a backslash, a control character or is too long"
+        )
+    pure = PurePosixPath(path)
+    if path.startswith("/") or pure.is_absolute() or re.match(r"^[A-Za-z]:", path):
+        raise ArtifactPathError(
+            f"artifact file location {shown} is absolute: external data must lie beside the model"
+        )
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        raise ArtifactPathError(
+            f"artifact file location {shown} leaves or does not name a file in the model's folder"
+        )
+    if path in _RESERVED:
+        raise ArtifactPathError(f"artifact file location {shown} is a name the version reserves")
+    return path
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    """One file of an artifact: its location beside the graph, size and sha256."""
+
+    path: str
+    size_bytes: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize as the manifest lists it."""
+        return {"path": self.path, "size_bytes": self.size_bytes, "sha256": self.sha256}
 
 
 @dataclass(frozen=True)
@@ -47,6 +94,26 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    # The external data files beside the graph (`sha256`, `size_bytes` describe the graph itself).
+    data_files: tuple[ArtifactFile, ...] = ()
+
+    @property
+    def files(self) -> tuple[ArtifactFile, ...]:
+        """Every file of the artifact, the graph (`model.onnx`) first."""
+        return (ArtifactFile(GRAPH_FILE, self.size_bytes, self.sha256), *self.data_files)
+
+    @property
+    def total_bytes(self) -> int:
+        """The artifact's size: the graph and its external data."""
+        return self.size_bytes + sum(f.size_bytes for f in self.data_files)
+
+    @property
+    def artifact_id(self) -> str:
+        """A digest naming the artifact's set of files (the graph's sha256 when it is alone)."""
+        if not self.data_files:
+            return self.sha256
+        listing = "".join(f"{f.path}\0{f.size_bytes}\0{f.sha256}\n" for f in self.files)
+        return hashlib.sha256(listing.encode()).hexdigest()
 
     def with_version(self, version: int) -> Manifest:
         """Return a copy numbered `version`."""
@@ -69,6 +136,7 @@ class Manifest:
             "metrics": self.metrics,
             "labels": self.labels,
             "created_at": self.created_at,
+            "files": [f.to_dict() for f in self.files],
         }
 
     @classmethod
@@ -121,7 +189,35 @@ class Manifest:
             source=dict(doc.get("source") or {}),
             metrics=dict(doc.get("metrics") or {}),
             labels={str(k): str(v) for k, v in (doc.get("labels") or {}).items()},
+            data_files=_data_files(doc.get("files"), sha256, size),
         )
+
+
+def _data_files(items: object, sha256: str, size: int) -> tuple[ArtifactFile, ...]:
+    """The files beyond the graph (the list, absent in older manifests, starts with it)."""
+    if items is None:
+        return ()
+    if not isinstance(items, list) or not items:
+        raise ManifestError("manifest files must be a non-empty list")
+    files = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ManifestError("manifest files: each entry is an object")
+        digest = str(item["sha256"])
+        if not _SHA256.fullmatch(digest):
+            raise ManifestError("manifest files: sha256 must be 64 lowercase hex digits")
+        path = item["path"]
+        files.append(
+            ArtifactFile(str(path), _positive_int(item["size_bytes"], "size_bytes"), digest)
+        )
+    if files[0] != ArtifactFile(GRAPH_FILE, size, sha256):
+        raise ManifestError(f"manifest files must start with {GRAPH_FILE}, as sha256 describes it")
+    data = files[1:]
+    for each in data:
+        check_artifact_path(each.path)
+    if len({f.path for f in data}) != len(data):
+        raise ManifestError("manifest files: a location is listed twice")
+    return tuple(data)
 
 
 def _positive_int(value: object, what: str) -> int:

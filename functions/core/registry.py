@@ -155,7 +155,7 @@ class Registry:
             return list(self._runners)
 
     def _load(self, manifest: Manifest) -> Runner:
-        start = ModelLoad(manifest.name, manifest.version, manifest.size_bytes)
+        start = ModelLoad(manifest.name, manifest.version, manifest.total_bytes)
         with self.observer.loading(start) as load:
             path = self.cache.fetch(self.repository.store, manifest, load)
             began = time.perf_counter()

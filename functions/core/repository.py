@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from pathlib import Path
 
 import orjson
 
@@ -98,11 +100,21 @@ class Repository:
         self.manifest(name, check_version(version))
         self.store.write(alias_key(name, check_alias(alias)), f"{version}\n".encode())
 
-    def publish(self, manifest: Manifest, artifact: bytes) -> Manifest:
-        """Store `artifact` as the next version of `manifest.name`; return the final manifest."""
+    def publish(
+        self, manifest: Manifest, artifact: bytes, data: Mapping[str, Path] | None = None
+    ) -> Manifest:
+        """Store `artifact` (the graph) and its external `data` files (location -> local file)
+        as the next version of `manifest.name`; return the final manifest.
+
+        The graph's create-only write claims the version number; the data files follow, and the
+        manifest comes last: a version counts once its manifest exists, never half-written.
+        """
         digest = hashlib.sha256(artifact).hexdigest()
         if digest != manifest.sha256 or len(artifact) != manifest.size_bytes:
             raise ManifestError("the manifest's sha256 or size does not match the artifact")
+        data = dict(data or {})
+        if sorted(data) != sorted(f.path for f in manifest.data_files):
+            raise ManifestError("the manifest's external data files are not the ones given")
         name = check_name(manifest.name)
         taken = set(self.versions(name))
         version = max(taken, default=0) + 1
@@ -112,6 +124,8 @@ class Repository:
                 break
             except ObjectExists:  # a concurrent or half-finished publish holds it: take the next
                 version += 1
+        for each in manifest.data_files:
+            self.store.upload(artifact_key(name, version, each.path), data[each.path])
         final = manifest.with_version(version)
         self.store.create(
             manifest_key(name, version), orjson.dumps(final.to_dict(), option=orjson.OPT_INDENT_2)

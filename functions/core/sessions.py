@@ -43,13 +43,15 @@ class OrtSessionFactory:
 
     def __call__(self, path: Path, manifest: Manifest) -> tuple[Session, str]:
         """Create a session; return it with the provider actually in use."""
-        # From bytes, not the path: a model whose external-data locations point elsewhere
-        # ("../../etc/passwd") then has nothing to resolve them against, and fails to load.
-        session = make_session(path.read_bytes(), self.intra_op_threads, self.providers())
+        # From the path, in place: onnxruntime memory-maps external data beside the graph, and
+        # no copy of the weights is made in Python. The cache's folder holds only the manifest's
+        # files, at checked locations; onnxruntime itself refuses a graph whose external data
+        # locations are absolute or leave the folder (tests/security holds it to that).
+        session = make_session(str(path), self.intra_op_threads, self.providers())
         return session, session.get_providers()[0]
 
 
-def make_session(model: bytes, threads: int, providers: list[str] | None = None) -> Any:
+def make_session(model: bytes | str, threads: int, providers: list[str] | None = None) -> Any:
     """An onnxruntime session as the service makes them (the benchmarks and the gate too)."""
     import onnxruntime as ort
 

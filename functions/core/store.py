@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from .manifest import GRAPH_FILE, check_artifact_path
 from .names import check_alias, check_name, check_version
 
 
@@ -26,12 +27,24 @@ class Store(Protocol):
         """Create the object; raise ObjectExists if the key is taken (never overwrite)."""
         ...
 
-    def download(self, key: str, dest: Path) -> None:
-        """Stream the object into the file `dest`."""
+    def download(self, key: str, dest: Path, size: int | None = None) -> str:
+        """Stream the object into the file `dest`; return the sha256 of the bytes written.
+
+        The digest is computed as the bytes arrive: a verified file is never read twice.
+        `size`, when known (the manifest says it), lets a backend fetch ranges in parallel.
+        """
+        ...
+
+    def upload(self, key: str, source: Path) -> None:
+        """Create or replace the object with the file `source`'s bytes, streamed."""
         ...
 
     def list(self, prefix: str) -> Iterator[str]:
         """Yield every key that starts with `prefix`."""
+        ...
+
+    def reconnect(self) -> None:
+        """Drop connections and credentials (after a SnapStart restore); the next call makes new."""
         ...
 
 
@@ -40,9 +53,11 @@ def model_prefix(name: str) -> str:
     return f"models/{check_name(name)}/"
 
 
-def artifact_key(name: str, version: int) -> str:
-    """Key of a version's ONNX artifact."""
-    return f"{model_prefix(name)}{check_version(version)}/model.onnx"
+def artifact_key(name: str, version: int, path: str = GRAPH_FILE) -> str:
+    """Key of a version's ONNX graph, or of one of its external data files (`path`)."""
+    if path != GRAPH_FILE:
+        check_artifact_path(path)
+    return f"{model_prefix(name)}{check_version(version)}/{path}"
 
 
 def manifest_key(name: str, version: int) -> str:

@@ -374,9 +374,9 @@ def test_integrity_failure_is_a_503_for_that_model_only(
         response = client.get("/v2/models/tampered/ready")
         assert response.status_code == 503
         message = response.json()["error"]
-        assert message.startswith("model 'tampered' version 1: artifact sha256 ")
+        assert message.startswith("model 'tampered' version 1: model.onnx has sha256 ")
         assert message.endswith(
-            "does not match the manifest's "
+            "where the manifest records "
             + repo.manifest("tampered", 1).sha256[:12]
             + "...; refusing to serve it"
         )

@@ -184,8 +184,8 @@ def test_integrity_failure_refuses_only_that_model_and_recovers(
     # Then the corrupted one is refused with a clear reason
     with pytest.raises(IntegrityError) as caught:
         registry.runner("bad", "1")
-    assert "model 'bad' version 1: artifact sha256" in str(caught.value)
-    assert "does not match the manifest's" in str(caught.value)
+    assert "model 'bad' version 1: model.onnx has sha256" in str(caught.value)
+    assert "where the manifest records" in str(caught.value)
     assert "refusing to serve it" in str(caught.value)
     # And the other keeps serving
     out = registry.runner("good", "1").run(

@@ -134,6 +134,15 @@ def test_the_pinned_cli_synthesizes_from_the_repo_root(tmp_path: Path) -> None:
             "maas:alarmP99LatencyMs must be 1-30000 (API Gateway waits at most 30 s)",
         ),
         ({"alarmEmail": "oncall"}, "maas:alarmEmail must be an e-mail address, got 'oncall'"),
+        (
+            {"snapStart": "true", "apiEphemeralMb": "2048"},
+            "maas:apiEphemeralMb=2048 with maas:snapStart: SnapStart allows at most 512 MB of "
+            "ephemeral storage",
+        ),
+        (
+            {"apiEphemeralMb": "20000"},
+            "maas:apiEphemeralMb must be 512-10240 (Lambda's ephemeral storage, MB)",
+        ),
     ],
 )
 def test_bad_context_is_a_clear_error(context: dict[str, str], message: str) -> None:

@@ -78,12 +78,16 @@ def test_api_function_defaults(default: Synth) -> None:
     assert bucket["Properties"]["VersioningConfiguration"]["Status"] == "Enabled"
     assert "ReservedConcurrentExecutions" not in api
     assert "SnapStart" not in api
+    # /tmp holds the artifact cache, which is told how much of it is its own
+    assert api["EphemeralStorage"] == {"Size": 2048}
+    assert api["Environment"]["Variables"]["MAAS_CACHE_MAX_MB"] == str(2048 - 256)
 
 
 def test_context_sets_memory_architecture_and_concurrency() -> None:
     s = synth(
         architecture="arm64",
         apiMemoryMb="4096",
+        apiEphemeralMb="10240",
         apiTimeoutSeconds="20",
         reservedConcurrency="10",
         provisionedConcurrency="2",
@@ -95,6 +99,8 @@ def test_context_sets_memory_architecture_and_concurrency() -> None:
         api["Timeout"],
         api["ReservedConcurrentExecutions"],
     ) == (["arm64"], 4096, 20, 10)
+    assert api["EphemeralStorage"] == {"Size": 10240}
+    assert api["Environment"]["Variables"]["MAAS_CACHE_MAX_MB"] == str(10240 - 256)
     alias = s.one("AWS::Lambda::Alias")
     assert alias["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
     assert functions(s)["functions.batch.handler.handler"]["Architectures"] == ["arm64"]
@@ -104,6 +110,7 @@ def test_snapstart_publishes_a_version_behind_an_alias() -> None:
     s = synth(snapStart="true")
     api = functions(s)["functions.api.handler.handler"]
     assert api["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert api["EphemeralStorage"] == {"Size": 512}  # SnapStart's most
     assert s.one("AWS::Lambda::Alias")["Name"] == "live"
     integration = s.one("AWS::ApiGatewayV2::Integration")
     assert "Live" in str(integration["IntegrationUri"])
@@ -280,6 +287,8 @@ def test_heavy_cpu_container_function_by_context() -> None:
         if v["Properties"].get("PackageType") == "Image"
     ]
     assert len(image) == 1 and image[0]["MemorySize"] == 10240
+    assert image[0]["EphemeralStorage"] == {"Size": 10240}
+    assert image[0]["Environment"]["Variables"]["MAAS_CACHE_MAX_MB"] == str(10240 - 256)
     assert image[0]["Environment"]["Variables"]["MAAS_API_BASE_PATH"] == "/heavy"
     keys = {r["Properties"]["RouteKey"] for r in s.resources("AWS::ApiGatewayV2::Route").values()}
     assert "ANY /heavy/{proxy+}" in keys

@@ -25,26 +25,18 @@ def files(cnn: Trained, tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
+def build_int8(model: Path, files: dict[str, Path], store: Path) -> list[str]:
+    """`maas build` arguments: MODEL compressed to int8 with the CNN's data, as 'mycnn'."""
+    return [
+        "build", "--from-onnx", str(model), "--calibration", str(files["cal"]),
+        "--eval", str(files["eval"]), "--name", "mycnn", "--quantize", "int8-static",
+        "--store", str(store), "--quick",
+    ]  # fmt: skip
+
+
 def test_bring_your_own_model(files: dict[str, Path], tmp_path: Path) -> None:
     store = tmp_path / "store"
-    result = maas(
-        "build",
-        "--from-onnx",
-        str(files["model"]),
-        "--calibration",
-        str(files["cal"]),
-        "--eval",
-        str(files["eval"]),
-        "--name",
-        "mycnn",
-        "--quantize",
-        "int8-static",
-        "--store",
-        str(store),
-        "--alias",
-        "prod",
-        "--quick",
-    )
+    result = maas(*build_int8(files["model"], files, store), "--alias", "prod")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "2"
     assert "built mycnn" in result.stderr
@@ -54,6 +46,40 @@ def test_bring_your_own_model(files: dict[str, Path], tmp_path: Path) -> None:
     assert manifest["metrics"]["agreement"] >= 0.99
     assert "accuracy" in manifest["metrics"]
     assert Repository(LocalStore(store)).aliases("mycnn") == {"prod": 2}
+
+
+def test_bring_your_own_model_with_external_data(files: dict[str, Path], tmp_path: Path) -> None:
+    import onnx
+
+    # Given the CNN saved as exporters save big models: its weights beside it, in a subfolder
+    folder = tmp_path / "exported"
+    (folder / "weights").mkdir(parents=True)
+    onnx.save_model(
+        onnx.load(str(files["model"])),
+        str(folder / "cnn.onnx"),
+        save_as_external_data=True,
+        location="weights/cnn.data",
+        size_threshold=0,
+    )
+    store = tmp_path / "store"
+    result = maas(*build_int8(folder / "cnn.onnx", files, store))
+    # Then it is read with its external data, compressed and published like any other
+    assert result.returncode == 0, result.stderr
+    manifest = orjson.loads((store / "models" / "mycnn" / "2" / "manifest.json").read_bytes())
+    assert manifest["metrics"]["agreement"] >= 0.99
+    # And a location that leaves the folder is refused, naming it
+    model = onnx.load(str(folder / "cnn.onnx"), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../cnn.data"
+    (folder / "cnn.onnx").write_bytes(model.SerializeToString())
+    refused = maas(
+        "build", "--from-onnx", str(folder / "cnn.onnx"), "--calibration", str(files["cal"]),
+        "--name", "mycnn", "--store", str(store), "--quick",
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "'../cnn.data'" in refused.stderr and "leaves" in refused.stderr
 
 
 def test_example_build_prints_a_summary(tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ def test_external_data_that_leaves_the_model_is_refused_at_publish() -> None:
     with pytest.raises(ArtifactError) as caught:
         manifest_for(escaping_model(), name="escape")
     message = str(caught.value)
-    assert "external data" in message or "not a valid ONNX model" in message
+    assert "keeps tensors in external data files" in message
 
 
 def test_external_data_that_leaves_the_model_is_refused_at_load(tmp_path: Path) -> None:
@@ -104,8 +104,11 @@ def test_external_data_that_leaves_the_model_is_refused_at_load(tmp_path: Path) 
         cache=ArtifactCache(tmp_path / "cache"),
         session_factory=OrtSessionFactory(intra_op_threads=1),
     )
-    # Then loading refuses it (sessions are made from bytes: there is no path to escape from)
-    with pytest.raises(ModelUnavailable, match="model 'escape' version 1 cannot be loaded"):
+    # Then loading refuses it: the session is made from the cache folder, and onnxruntime will
+    # not follow a location out of it
+    with pytest.raises(
+        ModelUnavailable, match="model 'escape' version 1 cannot be loaded.*escapes"
+    ):
         registry.runner("escape", "1")
 
 

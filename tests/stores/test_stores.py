@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,13 +50,30 @@ def test_create_never_overwrites(store: Store) -> None:
     assert store.read("models/a/1/model.onnx") == b"first"
 
 
-def test_download_streams_to_a_file(store: Store, tmp_path: Path) -> None:
+def test_download_streams_to_a_file_and_hashes_it_on_the_way(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.stores import s3
+
     data = bytes(range(256)) * 10_000
     store.write("big", data)
-    store.download("big", tmp_path / "copy")
+    assert store.download("big", tmp_path / "copy") == hashlib.sha256(data).hexdigest()
     assert (tmp_path / "copy").read_bytes() == data
+    # Given its size, a large object comes in ranged parts, written and hashed in order
+    monkeypatch.setattr(s3, "PARALLEL_FROM", 100_000)
+    monkeypatch.setattr(s3, "PART", 300_000)  # 9 parts
+    digest = store.download("big", tmp_path / "ranged", size=len(data))
+    assert (tmp_path / "ranged").read_bytes() == data
+    assert digest == hashlib.sha256(data).hexdigest()
     with pytest.raises(ObjectNotFound):
         store.download("missing", tmp_path / "none")
+
+
+def test_upload_streams_a_file_in(store: Store, tmp_path: Path) -> None:
+    source = tmp_path / "weights.bin"
+    source.write_bytes(b"w" * 3_000_000)
+    store.upload("models/a/1/weights.bin", source)
+    assert store.read("models/a/1/weights.bin") == source.read_bytes()
 
 
 def test_missing_keys(store: Store) -> None:
@@ -102,9 +120,10 @@ def test_serving_from_s3_end_to_end(bucket: str, tmp_path: Path) -> None:
     out = registry.runner("multi", "prod").run(
         [("features", np.ones((2, 4), np.float32)), ("ids", np.array([1, 2], np.int64))]
     )
-    # Then the artifact was fetched, verified and cached under its sha256
+    # Then the artifact was fetched, verified and cached in a folder named by its sha256
     assert out["next_ids"].tolist() == [2, 3]
-    assert (tmp_path / "cache" / f"{repo.manifest('multi', 1).sha256}.onnx").exists()
+    sha256 = repo.manifest("multi", 1).sha256
+    assert (tmp_path / "cache" / sha256 / "model.onnx").exists()
 
 
 @pytest.mark.parametrize(
