@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck security unit bench synth clean
+.PHONY: bench-heavy demo test lint typecheck security unit bench synth clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench: $(STAMP)  ## every layer as a ratio to raw onnxruntime, in one run
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.compression
 	$(BIN)/python -m bench.batch
+
+bench-heavy: $(STAMP)  ## heavy models (BERT-base, 2.46 GB external data): cold start, RSS, downloads
+	$(BIN)/python -m bench.heavy --paths
 
 clean:
 	rm -rf $(VENV) .maas .pytest_cache .mypy_cache .ruff_cache cdk.out node_modules

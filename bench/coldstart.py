@@ -58,8 +58,7 @@ import functions.core.repository as repository, functions.core.cache as cache
 import functions.core.sessions as sessions, functions.core.runner as runner
 timed(repository.Repository, "manifest", "manifest (S3 GET + parse)")
 timed(repository.Repository, "resolve", "resolve latest (S3 LIST)")
-timed(cache.ArtifactCache, "fetch", "artifact (S3 GET to /tmp + sha256)")
-timed(cache, "sha256_file", "  of which sha256")
+timed(cache.ArtifactCache, "fetch", "artifact (S3 GET to /tmp, digest on the way)")
 timed(sessions.OrtSessionFactory, "__call__", "session created")
 timed(runner.Runner, "run", "inference")
 t1 = time.perf_counter()

@@ -57,7 +57,7 @@ def build_runtime(
     started = time.perf_counter()
     telemetry = telemetry or Telemetry()
     registry = Registry(
-        repository=Repository(open_store(settings.store)),
+        repository=Repository(open_store(settings.store, part_bytes=settings.s3_part_mb << 20)),
         cache=ArtifactCache(
             settings.cache_dir,
             memory_bytes=settings.memory_limit_bytes(),

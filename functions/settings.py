@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     intra_op_threads: int | None = Field(
         None, gt=0, description="onnxruntime threads; default: usable CPUs"
     )
+    s3_part_mb: int = Field(
+        8,
+        ge=5,
+        le=512,
+        description="Ranged GETs and multipart parts of large artifacts on S3, MB (8 at a time)",
+    )
     memory_mb: int | None = Field(
         None,
         gt=0,

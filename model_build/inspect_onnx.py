@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,8 +9,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from functions.core.cache import sha256_file
 from functions.core.datatypes import ONNX_TO_OIP
+from functions.core.digests import bytes_digests, file_digests
 from functions.core.errors import MaasError, ManifestError
 from functions.core.manifest import (
     GRAPH_FILE,
@@ -115,8 +114,9 @@ def artifact_from_file(
     except Exception as exc:
         raise ArtifactError(f"not a valid ONNX model: {exc}") from None
     files = tuple(
-        ArtifactFile(location, file.stat().st_size, sha256_file(file))
+        ArtifactFile(location, file.stat().st_size, digest["sha256"], digest["blake3"])
         for location, file in data.items()
+        for digest in (file_digests(file),)
     )
     manifest, warnings = _describe(
         model, graph, str(path), files, name, "none", None, None, labels, target
@@ -287,10 +287,11 @@ def _describe(
         "ir_version": model.ir_version,
         "parent_version": None,
     }
+    digests = bytes_digests(graph)
     manifest = Manifest(
         name=name,
         version=1,
-        sha256=hashlib.sha256(graph).hexdigest(),
+        sha256=digests["sha256"],
         size_bytes=len(graph),
         opset=opset,
         inputs=inputs,
@@ -302,5 +303,6 @@ def _describe(
         metrics=dict(metrics or {}),
         labels=dict(labels or {}),
         data_files=files,
+        graph_blake3=digests["blake3"],
     )
     return manifest, [w + "; it is not served" for w in warnings]

@@ -3,7 +3,6 @@ as they arrive, so onnxruntime opens the graph in place and memory-maps its exte
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -13,22 +12,12 @@ from pathlib import Path
 import orjson
 
 from .errors import IntegrityError, ModelUnavailable, StoreError
-from .manifest import GRAPH_FILE, Manifest, check_artifact_path
+from .manifest import GRAPH_FILE, ArtifactFile, Manifest, check_artifact_path
 from .observe import ModelLoad
 from .store import Store, artifact_key
 
-_CHUNK = 1 << 20
 _RECORD = ".verified.json"  # beside the folders: what each verified file looked like on disk
 _GB = 1e9
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _gb(count: float) -> str:
@@ -96,9 +85,9 @@ class ArtifactCache:
         try:
             started = time.perf_counter()
             for each in manifest.files:
-                self._download(store, manifest, each.path, each.size_bytes, each.sha256, staging)
+                self._download(store, manifest, each, staging)
             downloaded = time.perf_counter()
-            load.download_seconds = downloaded - started  # the sha256s included: one pass
+            load.download_seconds = downloaded - started  # the digests included: one pass
             record = self._describe(staging, manifest)
             try:
                 os.rename(staging, folder)
@@ -115,21 +104,27 @@ class ArtifactCache:
         return folder / GRAPH_FILE
 
     def _download(
-        self, store: Store, manifest: Manifest, path: str, size: int, sha256: str, staging: Path
+        self, store: Store, manifest: Manifest, file: ArtifactFile, staging: Path
     ) -> None:
         label = f"model '{manifest.name}' version {manifest.version}"
-        target = staging / path
+        target = staging / file.path
         target.parent.mkdir(parents=True, exist_ok=True)
+        algorithm, expected = file.check
+        key = artifact_key(manifest.name, manifest.version, file.path)
         try:
-            actual = store.download(
-                artifact_key(manifest.name, manifest.version, path), target, size
-            )
+            actual = store.download(key, target, file.size_bytes, algorithm)
         except StoreError as exc:
-            raise ModelUnavailable(f"{label}: cannot fetch {path}: {exc}") from None
-        if actual != sha256 or target.stat().st_size != size:
+            raise ModelUnavailable(f"{label}: cannot fetch {file.path}: {exc}") from None
+        size = target.stat().st_size
+        if size != file.size_bytes:
             raise IntegrityError(
-                f"{label}: {path} has sha256 {actual[:12]}... where the manifest records "
-                f"{sha256[:12]}...; refusing to serve it"
+                f"{label}: {file.path} is {size} bytes where the manifest records "
+                f"{file.size_bytes}; refusing to serve it"
+            )
+        if actual != expected:
+            raise IntegrityError(
+                f"{label}: {file.path} does not match the manifest ({algorithm} "
+                f"{actual[:12]}... where it records {expected[:12]}...); refusing to serve it"
             )
 
     def _check_memory(self, manifest: Manifest, label: str) -> None:

@@ -52,15 +52,26 @@ def check_artifact_path(path: object) -> str:
 
 @dataclass(frozen=True)
 class ArtifactFile:
-    """One file of an artifact: its location beside the graph, size and sha256."""
+    """One file of an artifact: its location beside the graph, size, sha256 and, for files
+    published since it was recorded, BLAKE3 (what loads verify with: `core/digests.py`)."""
 
     path: str
     size_bytes: int
     sha256: str
+    blake3: str | None = None
+
+    @property
+    def check(self) -> tuple[str, str]:
+        """The algorithm a load verifies this file with, and the digest it must find."""
+        return ("blake3", self.blake3) if self.blake3 else ("sha256", self.sha256)
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize as the manifest lists it."""
-        return {"path": self.path, "size_bytes": self.size_bytes, "sha256": self.sha256}
+        doc: dict[str, Any] = {"path": self.path, "size_bytes": self.size_bytes}
+        doc["sha256"] = self.sha256
+        if self.blake3 is not None:
+            doc["blake3"] = self.blake3
+        return doc
 
 
 @dataclass(frozen=True)
@@ -96,11 +107,13 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     # The external data files beside the graph (`sha256`, `size_bytes` describe the graph itself).
     data_files: tuple[ArtifactFile, ...] = ()
+    graph_blake3: str | None = None
 
     @property
     def files(self) -> tuple[ArtifactFile, ...]:
         """Every file of the artifact, the graph (`model.onnx`) first."""
-        return (ArtifactFile(GRAPH_FILE, self.size_bytes, self.sha256), *self.data_files)
+        graph = ArtifactFile(GRAPH_FILE, self.size_bytes, self.sha256, self.graph_blake3)
+        return (graph, *self.data_files)
 
     @property
     def total_bytes(self) -> int:
@@ -171,6 +184,7 @@ class Manifest:
         target = doc.get("target", "cpu")
         if target not in TARGETS:
             raise ManifestError(f"unknown target {target!r}")
+        files = _files(doc.get("files"), sha256, size)
         inputs = _tensors(doc["inputs"], "inputs")
         outputs = _tensors(doc["outputs"], "outputs")
         if not inputs or not outputs:
@@ -189,35 +203,35 @@ class Manifest:
             source=dict(doc.get("source") or {}),
             metrics=dict(doc.get("metrics") or {}),
             labels={str(k): str(v) for k, v in (doc.get("labels") or {}).items()},
-            data_files=_data_files(doc.get("files"), sha256, size),
+            data_files=files[1:],
+            graph_blake3=files[0].blake3,
         )
 
 
-def _data_files(items: object, sha256: str, size: int) -> tuple[ArtifactFile, ...]:
-    """The files beyond the graph (the list, absent in older manifests, starts with it)."""
+def _files(items: object, sha256: str, size: int) -> tuple[ArtifactFile, ...]:
+    """Every file, the graph first (a manifest from before the list: the graph alone)."""
     if items is None:
-        return ()
+        return (ArtifactFile(GRAPH_FILE, size, sha256),)
     if not isinstance(items, list) or not items:
         raise ManifestError("manifest files must be a non-empty list")
     files = []
     for item in items:
         if not isinstance(item, dict):
             raise ManifestError("manifest files: each entry is an object")
-        digest = str(item["sha256"])
-        if not _SHA256.fullmatch(digest):
-            raise ManifestError("manifest files: sha256 must be 64 lowercase hex digits")
-        path = item["path"]
-        files.append(
-            ArtifactFile(str(path), _positive_int(item["size_bytes"], "size_bytes"), digest)
-        )
-    if files[0] != ArtifactFile(GRAPH_FILE, size, sha256):
+        sha = str(item["sha256"])
+        fast = None if item.get("blake3") is None else str(item["blake3"])
+        if not all(_SHA256.fullmatch(digest) for digest in (sha, fast or sha)):
+            raise ManifestError("manifest files: digests must be 64 lowercase hex digits")
+        size_bytes = _positive_int(item["size_bytes"], "size_bytes")
+        files.append(ArtifactFile(str(item["path"]), size_bytes, sha, fast))
+    graph = files[0]
+    if (graph.path, graph.size_bytes, graph.sha256) != (GRAPH_FILE, size, sha256):
         raise ManifestError(f"manifest files must start with {GRAPH_FILE}, as sha256 describes it")
-    data = files[1:]
-    for each in data:
+    for each in files[1:]:
         check_artifact_path(each.path)
-    if len({f.path for f in data}) != len(data):
+    if len({f.path for f in files}) != len(files):
         raise ManifestError("manifest files: a location is listed twice")
-    return tuple(data)
+    return tuple(files)
 
 
 def _positive_int(value: object, what: str) -> int:

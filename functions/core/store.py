@@ -27,11 +27,14 @@ class Store(Protocol):
         """Create the object; raise ObjectExists if the key is taken (never overwrite)."""
         ...
 
-    def download(self, key: str, dest: Path, size: int | None = None) -> str:
-        """Stream the object into the file `dest`; return the sha256 of the bytes written.
+    def download(
+        self, key: str, dest: Path, size: int | None = None, algorithm: str = "sha256"
+    ) -> str:
+        """Stream the object into the file `dest`; return the digest of the bytes written.
 
-        The digest is computed as the bytes arrive: a verified file is never read twice.
-        `size`, when known (the manifest says it), lets a backend fetch ranges in parallel.
+        The digest (`algorithm`: `core/digests.py`) is computed as the bytes arrive: a verified
+        file is never read twice. `size`, when known (the manifest says it), lets a backend
+        fetch ranges in parallel.
         """
         ...
 

@@ -17,15 +17,18 @@ class StoreURIError(MaasError):
     """A store URI that names no supported backend."""
 
 
-def open_store(uri: str) -> Store:
-    """Open `file:///path` (or a plain path) as a LocalStore and `s3://bucket/prefix` as S3Store."""
+def open_store(uri: str, *, part_bytes: int | None = None) -> Store:
+    """Open `file:///path` (or a plain path) as a LocalStore and `s3://bucket/prefix` as S3Store.
+
+    `part_bytes`: the size of an S3 store's ranged GETs and multipart parts (8 MiB if None).
+    """
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise StoreURIError(f"store URI {uri!r} names no bucket (expected s3://bucket/prefix)")
         from .s3 import S3Store  # boto3 only where S3 is used
 
-        return S3Store(bucket=parsed.netloc, prefix=parsed.path.strip("/"))
+        return S3Store(bucket=parsed.netloc, prefix=parsed.path.strip("/"), part_bytes=part_bytes)
     if parsed.scheme == "file":
         path = unquote(parsed.netloc + parsed.path)
         return LocalStore(Path(path or "."))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
@@ -11,9 +10,10 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
+from functions.core import digests
 from functions.core.errors import ObjectExists, ObjectNotFound, StoreUnavailable
 
-_CHUNK = 4 << 20
+_CHUNK = 8 << 20
 
 
 class LocalStore:
@@ -88,27 +88,40 @@ class LocalStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def download(self, key: str, dest: Path, size: int | None = None) -> str:
-        """Copy the object into `dest`, hashing it on the way; return its sha256.
+    def download(
+        self, key: str, dest: Path, size: int | None = None, algorithm: str = "sha256"
+    ) -> str:
+        """Copy the object into `dest`, hashing it on the way; return its digest.
 
-        Each chunk is hashed on a second thread while it is written and the next one read
-        (hashlib and file I/O release the GIL): the copy costs about what the slower of the two
-        does, not their sum.
+        Two buffers in turn: a chunk is hashed on a second thread while it is written and the
+        next one is read into the other buffer (hashlib, blake3 and file I/O release the GIL),
+        so the copy costs about what the slower of the two does, and allocates nothing per
+        chunk. (Memory-mapping the object instead was measured no faster, and counts the whole
+        file in the process's resident memory.)
         """
-        digest = hashlib.sha256()
+        digest = digests.new(algorithm)
+        buffers = [bytearray(_CHUNK), bytearray(_CHUNK)]
+        hashed: list[Future[object] | None] = [None, None]
         with (
-            os.fdopen(self._open(key), "rb") as source,
-            dest.open("wb") as sink,
-            ThreadPoolExecutor(1, thread_name_prefix="maas-sha256") as hasher,
+            os.fdopen(self._open(key), "rb", buffering=0) as source,
+            dest.open("wb") as sink,  # buffered: a write is whole or raises, never short
+            ThreadPoolExecutor(1, thread_name_prefix="maas-digest") as hasher,
         ):
-            hashed: Future[None] | None = None
-            while chunk := source.read(_CHUNK):
-                if hashed is not None:
-                    hashed.result()
-                hashed = hasher.submit(digest.update, chunk)
+            turn = 0
+            while True:
+                pending = hashed[turn]
+                if pending is not None:  # this buffer's last chunk is hashed: it may be reused
+                    pending.result()
+                count = source.readinto(buffers[turn])
+                if not count:
+                    break
+                chunk = memoryview(buffers[turn])[:count]
+                hashed[turn] = hasher.submit(digest.update, chunk)  # in order: one thread
                 sink.write(chunk)
-            if hashed is not None:
-                hashed.result()
+                turn ^= 1
+            for pending in hashed:
+                if pending is not None:
+                    pending.result()
         return digest.hexdigest()
 
     def upload(self, key: str, source: Path) -> None:

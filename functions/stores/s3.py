@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -10,6 +9,7 @@ from typing import IO, Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.core import digests
 from functions.core.errors import ObjectExists, ObjectNotFound, StoreUnavailable
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
@@ -30,9 +30,9 @@ class _HashingSink:
     """A write-only file that hashes what it is given. Not seekable, so s3transfer writes the
     parts of a ranged download in order: the digest is the object's, computed in one pass."""
 
-    def __init__(self, handle: IO[bytes]) -> None:
+    def __init__(self, handle: IO[bytes], digest: digests.Digest) -> None:
         self.handle = handle
-        self.digest = hashlib.sha256()
+        self.digest = digest
 
     def write(self, data: bytes) -> int:
         self.digest.update(data)
@@ -42,7 +42,12 @@ class _HashingSink:
         return False
 
 
-def make_client(service: str) -> Any:
+# Publishing large artifacts: completing a multipart upload of gigabytes can take S3 (and moto)
+# well past the serving path's 20 s read timeout.
+UPLOAD_CONFIG = CLIENT_CONFIG.merge(Config(read_timeout=600, retries={"max_attempts": 5}))
+
+
+def make_client(service: str, config: Config = CLIENT_CONFIG) -> Any:
     """A botocore client (what boto3.client returns), without importing boto3 and s3transfer.
 
     The API function never uploads through s3transfer; skipping boto3 saves ~70 ms of cold start.
@@ -50,7 +55,7 @@ def make_client(service: str) -> Any:
     """
     import botocore.session
 
-    return botocore.session.get_session().create_client(service, config=CLIENT_CONFIG)
+    return botocore.session.get_session().create_client(service, config=config)
 
 
 def _code(exc: ClientError) -> str:
@@ -60,11 +65,15 @@ def _code(exc: ClientError) -> str:
 class S3Store:
     """Objects under `s3://bucket/prefix`; boto3 reads the endpoint from the environment."""
 
-    def __init__(self, *, bucket: str, prefix: str = "", client: Any = None) -> None:
+    def __init__(
+        self, *, bucket: str, prefix: str = "", client: Any = None, part_bytes: int | None = None
+    ) -> None:
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self.client = client or make_client("s3")
+        self.part_bytes = part_bytes or PART
+        self._uploader: Any = client  # made on first upload, with publishing's timeouts
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -104,16 +113,18 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, key) from None
 
-    def download(self, key: str, dest: Path, size: int | None = None) -> str:
-        """Stream the object into `dest`, hashing it as it arrives; return its sha256.
+    def download(
+        self, key: str, dest: Path, size: int | None = None, algorithm: str = "sha256"
+    ) -> str:
+        """Stream the object into `dest`, hashing it as it arrives; return its digest.
 
-        Objects of `PARALLEL_FROM` bytes or more come in `PART`-sized ranged GETs, `WORKERS` at
+        Objects of `PARALLEL_FROM` bytes or more come in `part_bytes` ranged GETs, `WORKERS` at
         a time, through s3transfer (boto3's transfer library: retries a part whose stream
         breaks); the parts are written, and hashed, in order. Smaller ones are one GET, without
         importing s3transfer (~20 ms the API function's cold start need not pay).
         """
         with dest.open("wb") as handle:
-            sink = _HashingSink(handle)
+            sink = _HashingSink(handle, digests.new(algorithm))
             try:
                 if size is not None and size >= PARALLEL_FROM:
                     self._ranged(key, sink, size)
@@ -136,7 +147,7 @@ class S3Store:
 
         config = TransferConfig(
             multipart_threshold=PARALLEL_FROM,
-            multipart_chunksize=PART,
+            multipart_chunksize=self.part_bytes,
             max_request_concurrency=WORKERS,
         )
         with TransferManager(self.client, config) as manager:
@@ -147,16 +158,19 @@ class S3Store:
                 raise StoreUnavailable(f"S3 download of {key} kept failing: {exc}") from None
 
     def upload(self, key: str, source: Path) -> None:
-        """Upload the file `source`: one PUT, or a parallel multipart upload when it is large."""
+        """Upload the file `source`: one PUT, or a parallel multipart upload when it is large
+        (parts of `PART` bytes or more, at most S3's 10,000 of them)."""
         from s3transfer.manager import TransferConfig, TransferManager
 
         config = TransferConfig(
             multipart_threshold=PARALLEL_FROM,
-            multipart_chunksize=PART,
+            multipart_chunksize=max(self.part_bytes, -(-source.stat().st_size // 10_000)),
             max_request_concurrency=WORKERS,
         )
+        if self._uploader is None:
+            self._uploader = make_client("s3", UPLOAD_CONFIG)
         try:
-            with TransferManager(self.client, config) as manager:
+            with TransferManager(self._uploader, config) as manager:
                 manager.upload(str(source), self.bucket, self._key(key)).result()
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, key) from None
@@ -164,6 +178,7 @@ class S3Store:
     def reconnect(self) -> None:
         """A new client: credentials and connections as the environment gives them now."""
         self.client = make_client("s3")
+        self._uploader = None
 
     def list(self, prefix: str) -> Iterator[str]:
         """Yield keys under `prefix` (relative to the store's own prefix)."""

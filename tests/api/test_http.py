@@ -374,11 +374,13 @@ def test_integrity_failure_is_a_503_for_that_model_only(
         response = client.get("/v2/models/tampered/ready")
         assert response.status_code == 503
         message = response.json()["error"]
-        assert message.startswith("model 'tampered' version 1: model.onnx has sha256 ")
+        assert message.startswith(
+            "model 'tampered' version 1: model.onnx does not match the manifest (blake3 "
+        )
         assert message.endswith(
-            "where the manifest records "
-            + repo.manifest("tampered", 1).sha256[:12]
-            + "...; refusing to serve it"
+            "where it records "
+            + (repo.manifest("tampered", 1).graph_blake3 or "")[:12]
+            + "...); refusing to serve it"
         )
         infer = client.post("/v2/models/tampered/infer", json={"inputs": [PIXELS]})
         assert infer.status_code == 503

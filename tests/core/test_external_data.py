@@ -99,14 +99,14 @@ def test_external_data_through_the_s3_store_and_maas_serve(
 ) -> None:
     from functions.stores import s3
 
-    # Small parts, so a 6 MB table comes in several ranged GETs (and goes up in a multipart PUT)
+    # Small parts, so a 12 MB table comes in ranged GETs (and goes up in a multipart PUT)
     monkeypatch.setattr(s3, "PARALLEL_FROM", 1 * MB)
-    monkeypatch.setattr(s3, "PART", 5 * MB)
     graph = write_embedding_model(tmp_path / "model", table_bytes=12 * MB, layout="one")
     ids = sample_ids(embedding_rows(graph), batch=4)
     store = f"s3://{bucket}/models-store"
     version = publish_cli(graph, store, "emb")
-    runtime = runtime_for(settings_for(store, tmp_path / "cache"))
+    runtime = runtime_for(settings_for(store, tmp_path / "cache", s3_part_mb=5))
+    assert runtime.registry.repository.store.part_bytes == 5 * MB  # type: ignore[attr-defined]
     with LiveServer(runtime) as server, httpx.Client(base_url=server.url) as client:
         response = client.post(
             f"/v2/models/emb/versions/{version}/infer",
@@ -274,7 +274,9 @@ def test_a_tampered_data_file_is_refused_naming_it(tmp_path: Path) -> None:
     data[100] ^= 0xFF
     stored.write_bytes(bytes(data))
     runtime = runtime_for(settings_for(str(tmp_path / "store"), tmp_path / "cache"))
-    with pytest.raises(ModelUnavailable, match="model.onnx.data has sha256 .* refusing to serve"):
+    with pytest.raises(
+        ModelUnavailable, match="model.onnx.data does not match the manifest .* refusing"
+    ):
         runtime.registry.runner("emb", "1")
     assert not list((tmp_path / "cache").glob("*.part"))
 
@@ -316,14 +318,15 @@ def test_a_verified_folder_is_reused_without_reading_it_and_refetched_when_touch
     first = runtime_for(settings).registry
     first.runner("emb", "1")
     # A second process in the same environment finds the folder as it was verified
-    from functions.core import cache as cache_module
+    from functions.core import digests
 
-    def no_hashing(path: Path) -> str:
-        raise AssertionError(f"{path} was read again")
+    def no_hashing(algorithm: str) -> digests.Digest:
+        raise AssertionError("a verified, untouched file was hashed again")
 
-    monkeypatch.setattr(cache_module, "sha256_file", no_hashing)
     second = runtime_for(settings)
-    path = second.registry.cache.fetch(repo.store, manifest)
+    with monkeypatch.context() as patched:
+        patched.setattr(digests, "new", no_hashing)
+        path = second.registry.cache.fetch(repo.store, manifest)
     assert path == first.cache.path(manifest)
     # A file changed since (same size: a flipped byte) is noticed, and the artifact fetched anew
     data = path.parent / "model.onnx.data"
@@ -351,3 +354,41 @@ def test_publish_warns_when_the_model_cannot_fit_its_target(tmp_path: Path) -> N
     assert "maas:apiMemoryMb" in fit_warnings(sized(2.46))[0]
     assert "--target gpu" in fit_warnings(sized(12))[0]
     assert fit_warnings(sized(12, target="gpu")) == []
+
+
+def test_files_published_before_blake3_are_verified_with_sha256(tmp_path: Path) -> None:
+    # Given a version whose manifest predates BLAKE3 (sha256 only), as older publishes wrote it
+    repo, manifest, graph = _published(tmp_path)
+    files = [
+        {key: value for key, value in entry.items() if key != "blake3"}
+        for entry in manifest.to_dict()["files"]
+    ]
+    _rewrite_manifest(repo, manifest, files=files)
+    old = repo.manifest("emb", manifest.version)
+    assert [f.check[0] for f in old.files] == ["sha256", "sha256"]
+    # Then it loads, verified with sha256, and a damaged file is still refused
+    runtime = runtime_for(settings_for(str(tmp_path / "store"), tmp_path / "cache"))
+    ids = sample_ids(embedding_rows(graph), batch=2)
+    np.testing.assert_allclose(
+        through_handler(runtime, "emb", ids), raw_scores(graph, ids), rtol=1e-6
+    )
+    stored = tmp_path / "store" / "models" / "emb" / "1" / "model.onnx.data"
+    data = bytearray(stored.read_bytes())
+    data[7] ^= 1
+    stored.write_bytes(bytes(data))
+    fresh = runtime_for(settings_for(str(tmp_path / "store"), tmp_path / "cache2"))
+    with pytest.raises(ModelUnavailable, match=r"does not match the manifest \(sha256 "):
+        fresh.registry.runner("emb", "1")
+
+
+def test_both_digests_are_recorded_and_match_the_bytes(tmp_path: Path) -> None:
+    import hashlib
+
+    from blake3 import blake3
+
+    _, manifest, graph = _published(tmp_path)
+    for each in manifest.files:
+        content = (graph.parent / each.path).read_bytes()
+        assert each.sha256 == hashlib.sha256(content).hexdigest()
+        assert each.blake3 == blake3(content).hexdigest()
+        assert each.check == ("blake3", each.blake3)

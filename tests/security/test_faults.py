@@ -120,7 +120,7 @@ def test_s3_throttling_is_a_503_and_recovers(
 @pytest.mark.parametrize(
     ("damage", "status", "message"),
     [
-        ("truncate", 503, "model.onnx has sha256"),
+        ("truncate", 503, "model.onnx is 100 bytes where the manifest records"),
         ("drop-manifest", 404, "model 'multi' has no version 1"),
         ("bad-manifest", 503, "manifest of 'multi' version 1 is not JSON"),
         ("foreign-manifest", 503, "manifest at 'multi' version 1 describes 'fixed' version 1"),

@@ -61,7 +61,7 @@ def test_download_streams_to_a_file_and_hashes_it_on_the_way(
     assert (tmp_path / "copy").read_bytes() == data
     # Given its size, a large object comes in ranged parts, written and hashed in order
     monkeypatch.setattr(s3, "PARALLEL_FROM", 100_000)
-    monkeypatch.setattr(s3, "PART", 300_000)  # 9 parts
+    monkeypatch.setattr(store, "part_bytes", 300_000, raising=False)  # 9 parts (S3)
     digest = store.download("big", tmp_path / "ranged", size=len(data))
     assert (tmp_path / "ranged").read_bytes() == data
     assert digest == hashlib.sha256(data).hexdigest()
