@@ -100,9 +100,11 @@ def test_coldstart_bench_reports_phases(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     doc = orjson.loads(out.read_bytes())
     assert doc["batch_imports_fastapi"] is False
-    assert {"artifact (S3 GET to /tmp, digest on the way)", "session created", "first request"} <= set(
-        doc["api"]
-    )
+    assert {
+        "artifact (S3 GET to /tmp, digest on the way)",
+        "session created",
+        "first request",
+    } <= set(doc["api"])
     assert doc["ratio"] > 0
 
 
