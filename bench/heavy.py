@@ -123,7 +123,7 @@ def build_bert(folder: Path) -> tuple[Path, dict[str, np.ndarray]]:
     config = BertConfig()  # BERT-base: 12 layers, hidden 768, vocabulary 30,522
     config.num_labels = 2
     model = BertForSequenceClassification(config)
-    model.eval()  # type: ignore[no-untyped-call]
+    model.eval()
     ids = torch.randint(0, 30522, (1, SEQUENCE), dtype=torch.int64)
     mask = torch.ones((1, SEQUENCE), dtype=torch.int64)
     folder.mkdir(parents=True, exist_ok=True)

@@ -122,3 +122,22 @@ def test_short_load_run_has_no_unexpected_answers(tmp_path: Path) -> None:
     assert doc["requests"] == 1000
     assert doc["unexpected"] == 0, doc["unexpected_examples"]
     assert doc["bad_requests_share"] > 0.3  # bad requests really are mixed in
+
+
+def test_heavy_bench_runs_every_step_on_a_small_model(tmp_path: Path) -> None:
+    out = tmp_path / "heavy.json"
+    result = run_module(
+        "bench.heavy",
+        "--models", "big", "--big-gb", "0.02", "--rounds", "1", "--paths",
+        "--download-mb", "20", "--work", str(tmp_path), "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    doc = orjson.loads(out.read_bytes())
+    (row,) = doc["models"]
+    assert row["outputs_equal"] is True and row["files"] == 2
+    assert {"floor_s", "copy_s", "ours_s", "floor_rss_mb", "ours_rss_mb"} <= set(row)
+    for store in ("local", "s3"):
+        assert doc["big_paths"][store]["handler_equal"] is True
+        assert doc["big_paths"][store]["maas_serve_equal"] is True
+    assert set(doc["download_mb_per_s"]) == {"maas S3Store.download", "boto3 download_file"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("maas-heavy-")]  # cleaned up
