@@ -105,10 +105,7 @@ def _through_s3(work: Path, payload: bytes, chunk_rows: int, console: Console) -
     assert moto.proc is not None
     try:
         os.environ.update(
-            AWS_ENDPOINT_URL_S3=moto.url,
-            AWS_ACCESS_KEY_ID="bench",
-            AWS_SECRET_ACCESS_KEY="bench",
-            AWS_DEFAULT_REGION="us-east-1",
+            moto.environment(),
             MAAS_STORE=str(work / "store"),
             MAAS_CACHE_DIR=str(work / "cache2"),
             MAAS_BATCH_CHUNK_ROWS=str(chunk_rows),

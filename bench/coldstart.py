@@ -130,10 +130,7 @@ def run(rounds: int, console: Console) -> dict[str, Any]:
     try:
         env = {
             **os.environ,
-            "AWS_ENDPOINT_URL_S3": moto.url,
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
+            **moto.environment(),
             "MAAS_STORE": "s3://cold-models",
             "PYTHONDONTWRITEBYTECODE": "1",
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",  # as Lambda sets it: build at init

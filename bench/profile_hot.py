@@ -16,6 +16,7 @@ import numpy as np
 import orjson
 
 from bench.__main__ import CONTEXT, bodies
+from bench.telemetry_cost import request_line
 from functions.api.apigw import inference_request, response
 from functions.api.handler import handle
 from functions.api.inference import serve_inference
@@ -62,15 +63,7 @@ def main() -> None:
         "    encode_infer_response": lambda: oip.encode_infer_response(
             model_name="mlp", model_version="1", outputs=outputs, request=parsed
         ),
-        "    the request's log line": lambda: runtime.telemetry.request(
-            protocol="v2",
-            name="mlp",
-            ref="latest",
-            version=1,
-            status=200,
-            seconds=1e-4,
-            request_id="Hx2tQjPLIAMEV6f=",
-        ),
+        "    the request's log line": request_line(runtime),
         "  reply -> response": lambda: response(reply),
     }
     for label, call in pieces.items():

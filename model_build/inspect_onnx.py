@@ -53,9 +53,9 @@ def manifest_for(
     import onnx
 
     model = _parse(artifact)
-    if _locations(model):
+    if locations := _locations(model):
         raise ArtifactError(
-            f"the model keeps tensors in external data files ({', '.join(_locations(model))}); "
+            f"the model keeps tensors in external data files ({', '.join(locations)}); "
             "publish it from its file (maas publish PATH) so they are found beside it"
         )
     try:

@@ -55,7 +55,7 @@ class ArtifactCache:
         self.disk_bytes = disk_bytes  # at most this much of the disk for the cache, if set
 
     def path(self, manifest: Manifest) -> Path:
-        """Where the artifact's graph lives once cached."""
+        """Where the artifact's graph lives once cached (in a folder of its own)."""
         return self.root / manifest.artifact_id / GRAPH_FILE
 
     def fetch(self, store: Store, manifest: Manifest, load: ModelLoad | None = None) -> Path:
@@ -68,7 +68,7 @@ class ArtifactCache:
         for each in manifest.data_files:  # the store is not trusted to be well-formed
             check_artifact_path(each.path)
         self._check_memory(manifest, label)
-        folder = self.root / manifest.artifact_id
+        folder = self.path(manifest).parent
         started = time.perf_counter()
         if self._intact(folder, manifest):
             load.cached, load.verify_seconds = True, time.perf_counter() - started

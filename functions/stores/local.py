@@ -6,9 +6,10 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from functions.core import digests
 from functions.core.errors import ObjectExists, ObjectNotFound, StoreUnavailable
@@ -62,25 +63,30 @@ class LocalStore:
             except OSError as exc:
                 raise StoreUnavailable(f"cannot read {key}: {exc}") from None
 
-    def _staged(self, key: str, data: bytes) -> tuple[Path, Path]:
+    def _staged(self, key: str, fill: Callable[[BinaryIO], object]) -> tuple[Path, Path]:
+        """A temporary file beside the object's path, filled by `fill`; (path, temporary)."""
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
         except OSError as exc:
+            raise StoreUnavailable(f"cannot write {key}: {exc}") from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                fill(handle)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
             raise StoreUnavailable(f"cannot write {key}: {exc}") from None
         return path, Path(tmp)
 
     def write(self, key: str, data: bytes) -> None:
         """Create or replace the object atomically."""
-        path, tmp = self._staged(key, data)
+        path, tmp = self._staged(key, lambda handle: handle.write(data))
         os.replace(tmp, path)
 
     def create(self, key: str, data: bytes) -> None:
         """Create the object; a hard link makes create-if-absent atomic."""
-        path, tmp = self._staged(key, data)
+        path, tmp = self._staged(key, lambda handle: handle.write(data))
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -126,20 +132,13 @@ class LocalStore:
 
     def upload(self, key: str, source: Path) -> None:
         """Copy the file `source` in as the object, atomically."""
-        path = self._path(key)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot write {key}: {exc}") from None
-        try:
-            with os.fdopen(fd, "wb") as sink, source.open("rb") as handle:
-                shutil.copyfileobj(handle, sink, _CHUNK)
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot write {key}: {exc}") from None
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+
+        def fill(handle: BinaryIO) -> None:
+            with source.open("rb") as stream:
+                shutil.copyfileobj(stream, handle, _CHUNK)
+
+        path, tmp = self._staged(key, fill)
+        os.replace(tmp, path)
 
     def reconnect(self) -> None:
         """Nothing to reconnect: a folder."""

@@ -47,6 +47,17 @@ class _HashingSink:
 UPLOAD_CONFIG = CLIENT_CONFIG.merge(Config(read_timeout=600, retries={"max_attempts": 5}))
 
 
+def _transfer_config(part_bytes: int) -> Any:
+    """s3transfer's settings: objects from PARALLEL_FROM bytes in parts, WORKERS at a time."""
+    from s3transfer.manager import TransferConfig
+
+    return TransferConfig(
+        multipart_threshold=PARALLEL_FROM,
+        multipart_chunksize=part_bytes,
+        max_request_concurrency=WORKERS,
+    )
+
+
 def make_client(service: str, config: Config = CLIENT_CONFIG) -> Any:
     """A botocore client (what boto3.client returns), without importing boto3 and s3transfer.
 
@@ -138,19 +149,14 @@ class S3Store:
 
     def _ranged(self, key: str, sink: _HashingSink, size: int) -> None:
         from s3transfer.exceptions import RetriesExceededError
-        from s3transfer.manager import TransferConfig, TransferManager
+        from s3transfer.manager import TransferManager
         from s3transfer.subscribers import BaseSubscriber
 
         class Size(BaseSubscriber):  # the manifest gives the size: no HEAD request
             def on_queued(self, future: Any, **kwargs: Any) -> None:
                 future.meta.provide_transfer_size(size)
 
-        config = TransferConfig(
-            multipart_threshold=PARALLEL_FROM,
-            multipart_chunksize=self.part_bytes,
-            max_request_concurrency=WORKERS,
-        )
-        with TransferManager(self.client, config) as manager:
+        with TransferManager(self.client, _transfer_config(self.part_bytes)) as manager:
             future = manager.download(self.bucket, self._key(key), sink, subscribers=[Size()])  # type: ignore[arg-type]
             try:
                 future.result()
@@ -160,13 +166,9 @@ class S3Store:
     def upload(self, key: str, source: Path) -> None:
         """Upload the file `source`: one PUT, or a parallel multipart upload when it is large
         (parts of `PART` bytes or more, at most S3's 10,000 of them)."""
-        from s3transfer.manager import TransferConfig, TransferManager
+        from s3transfer.manager import TransferManager
 
-        config = TransferConfig(
-            multipart_threshold=PARALLEL_FROM,
-            multipart_chunksize=max(self.part_bytes, -(-source.stat().st_size // 10_000)),
-            max_request_concurrency=WORKERS,
-        )
+        config = _transfer_config(max(self.part_bytes, -(-source.stat().st_size // 10_000)))
         if self._uploader is None:
             self._uploader = make_client("s3", UPLOAD_CONFIG)
         try:
