@@ -329,6 +329,7 @@ class Telemetry:
                 "provider": load.provider,
                 "size_bytes": load.size_bytes,
                 "cached": load.cached,
+                "in_place": load.in_place,
                 "download_ms": round(load.download_seconds * 1000, 3),
                 "verify_ms": round(load.verify_seconds * 1000, 3),
                 "session_ms": round(load.session_seconds * 1000, 3),

@@ -1,5 +1,8 @@
 """A local artifact cache: each artifact's files in a folder named by their digests, verified
-as they arrive, so onnxruntime opens the graph in place and memory-maps its external data."""
+as they arrive, so onnxruntime opens the graph in place and memory-maps its external data.
+
+A store whose objects are already files on this machine (the local folder) is not copied: its
+files are verified where they are and the session is created from them."""
 
 from __future__ import annotations
 
@@ -11,12 +14,14 @@ from pathlib import Path
 
 import orjson
 
+from . import digests
 from .errors import IntegrityError, ModelUnavailable, StoreError
 from .manifest import GRAPH_FILE, ArtifactFile, Manifest, check_artifact_path
 from .observe import ModelLoad
 from .store import Store, artifact_key
 
-_RECORD = ".verified.json"  # beside the folders: what each verified file looked like on disk
+_RECORD = ".verified.json"  # per artifact, in the root: where its verified files are, and how
+# each looked on disk (size, mtime, inode) when it was verified
 _GB = 1e9
 
 
@@ -41,6 +46,10 @@ class ArtifactCache:
     same environment trusts an untouched folder without reading gigabytes again, and fetches
     anew one that changed. Before any download the artifact is checked against the memory and
     disk it needs: a model that cannot fit is refused (a 503) with the limit and the shortfall.
+
+    From a store that has the files on this machine (`Store.local_file`), nothing is copied:
+    each file is hashed in place (memory-mapped, on every core) and the store's own folder is
+    recorded and returned, so a 2.46 GB model costs no second copy on disk and no copy time.
     """
 
     def __init__(
@@ -68,6 +77,9 @@ class ArtifactCache:
         for each in manifest.data_files:  # the store is not trusted to be well-formed
             check_artifact_path(each.path)
         self._check_memory(manifest, label)
+        local = self._local_folder(store, manifest, label)
+        if local is not None:
+            return self._verify_in_place(local, manifest, load, label)
         folder = self.path(manifest).parent
         started = time.perf_counter()
         if self._intact(folder, manifest):
@@ -95,7 +107,7 @@ class ArtifactCache:
                 if not self._intact(folder, manifest):
                     raise
                 return folder / GRAPH_FILE
-            self._record(folder, record)
+            self._record(manifest, folder, record)
             load.verify_seconds = time.perf_counter() - downloaded  # digests held, recorded
         except OSError as exc:
             raise ModelUnavailable(f"{label}: cannot write the artifact cache: {exc}") from None
@@ -103,19 +115,75 @@ class ArtifactCache:
             shutil.rmtree(staging, ignore_errors=True)
         return folder / GRAPH_FILE
 
+    def _local_folder(self, store: Store, manifest: Manifest, label: str) -> Path | None:
+        """The folder holding the artifact's files in the store itself, if it has one."""
+        graph: Path | None = None
+        for each in manifest.files:
+            key = artifact_key(manifest.name, manifest.version, each.path)
+            try:
+                path = store.local_file(key)
+            except StoreError as exc:
+                raise ModelUnavailable(f"{label}: cannot fetch {each.path}: {exc}") from None
+            if path is None:
+                return None
+            graph = graph or path
+        return None if graph is None else graph.parent
+
+    def _verify_in_place(
+        self, folder: Path, manifest: Manifest, load: ModelLoad, label: str
+    ) -> Path:
+        """Hash the store's own files where they are (unless recorded untouched since)."""
+        started = time.perf_counter()
+        load.in_place = True
+        self._refuse_links(folder, label)
+        if self._intact(folder, manifest):
+            load.cached, load.verify_seconds = True, time.perf_counter() - started
+            return folder / GRAPH_FILE
+        try:
+            record = self._describe(folder, manifest)  # before hashing: a later change shows
+            for each in manifest.files:
+                size = record[each.path][0]
+                matches = size == each.size_bytes  # else the size is refused, unhashed
+                actual = digests.mapped_digest(folder / each.path, each.check[0]) if matches else ""
+                self._check(label, each, size, actual)
+        except OSError as exc:
+            raise ModelUnavailable(f"{label}: cannot read the store's files: {exc}") from None
+        load.verify_seconds = time.perf_counter() - started
+        try:
+            self._record(manifest, folder, record)
+        except OSError:  # nothing was copied: without the record, the next load verifies again
+            pass
+        return folder / GRAPH_FILE
+
+    @staticmethod
+    def _refuse_links(folder: Path, label: str) -> None:
+        """onnxruntime opens whatever the graph names inside the folder it is given: in the
+        store's own folder, a link (to /etc/passwd, or to another model) is refused outright."""
+        for here, dirs, files in os.walk(folder):
+            for name in (*dirs, *files):
+                if os.path.islink(os.path.join(here, name)):
+                    where = Path(here, name).relative_to(folder).as_posix()
+                    raise ModelUnavailable(
+                        f"{label}: refusing the store's folder {folder}: {where} is a symbolic link"
+                    )
+
     def _download(
         self, store: Store, manifest: Manifest, file: ArtifactFile, staging: Path
     ) -> None:
         label = f"model '{manifest.name}' version {manifest.version}"
         target = staging / file.path
         target.parent.mkdir(parents=True, exist_ok=True)
-        algorithm, expected = file.check
         key = artifact_key(manifest.name, manifest.version, file.path)
         try:
-            actual = store.download(key, target, file.size_bytes, algorithm)
+            actual = store.download(key, target, file.size_bytes, file.check[0])
         except StoreError as exc:
             raise ModelUnavailable(f"{label}: cannot fetch {file.path}: {exc}") from None
-        size = target.stat().st_size
+        self._check(label, file, target.stat().st_size, actual)
+
+    @staticmethod
+    def _check(label: str, file: ArtifactFile, size: int, actual: str) -> None:
+        """Refuse a file whose size or digest (`actual`) is not the manifest's."""
+        algorithm, expected = file.check
         if size != file.size_bytes:
             raise IntegrityError(
                 f"{label}: {file.path} is {size} bytes where the manifest records "
@@ -174,19 +242,26 @@ class ArtifactCache:
             record[each.path] = [info.st_size, info.st_mtime_ns, info.st_ino]
         return record
 
-    def _record(self, folder: Path, record: dict[str, list[int]]) -> None:
-        tmp = folder.with_name(folder.name + ".tmp")
-        tmp.write_bytes(orjson.dumps(record))
-        os.replace(tmp, folder.with_name(folder.name + _RECORD))
+    def _record_path(self, artifact_id: str) -> Path:
+        return self.root / (artifact_id + _RECORD)
+
+    def _record(self, manifest: Manifest, folder: Path, files: dict[str, list[int]]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self._record_path(manifest.artifact_id)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps({"folder": str(folder), "files": files}))
+        os.replace(tmp, target)
 
     def _intact(self, folder: Path, manifest: Manifest) -> bool:
-        """The folder holds the files as they were verified (no file changed since)."""
+        """`folder` holds the files as they were verified (no file changed since)."""
         try:
-            record = orjson.loads(folder.with_name(folder.name + _RECORD).read_bytes())
-            return bool(record == self._describe(folder, manifest))
+            record = orjson.loads(self._record_path(manifest.artifact_id).read_bytes())
+            return bool(
+                record == {"folder": str(folder), "files": self._describe(folder, manifest)}
+            )
         except (OSError, orjson.JSONDecodeError):
             return False
 
     def _discard(self, folder: Path) -> None:
-        folder.with_name(folder.name + _RECORD).unlink(missing_ok=True)
+        self._record_path(folder.name).unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)

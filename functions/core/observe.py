@@ -15,6 +15,7 @@ class ModelLoad:
     version: int
     size_bytes: int
     cached: bool = False
+    in_place: bool = False  # verified in the store's own folder (a local store), not copied
     download_seconds: float = 0.0
     verify_seconds: float = 0.0
     session_seconds: float = 0.0

@@ -38,6 +38,11 @@ class Store(Protocol):
         """
         ...
 
+    def local_file(self, key: str) -> Path | None:
+        """The object as a regular file on this machine, to be read in place; None where the
+        backend keeps it elsewhere (S3). Raise ObjectNotFound or StoreUnavailable."""
+        ...
+
     def upload(self, key: str, source: Path) -> None:
         """Create or replace the object with the file `source`'s bytes, streamed."""
         ...

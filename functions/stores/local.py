@@ -130,6 +130,11 @@ class LocalStore:
                     pending.result()
         return digest.hexdigest()
 
+    def local_file(self, key: str) -> Path:
+        """The object's file, checked as `_open` checks it (a regular file, no link on the way)."""
+        os.close(self._open(key))
+        return self._path(key)
+
     def upload(self, key: str, source: Path) -> None:
         """Copy the file `source` in as the object, atomically."""
 

@@ -177,6 +177,10 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, key) from None
 
+    def local_file(self, key: str) -> None:
+        """None: an object in S3 must be downloaded."""
+        return None
+
     def reconnect(self) -> None:
         """A new client: credentials and connections as the environment gives them now."""
         self.client = make_client("s3")

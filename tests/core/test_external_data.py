@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from functions.api.handler import handle
 from functions.core.errors import ManifestError, ModelUnavailable
 from functions.core.manifest import Manifest
+from functions.core.observe import ModelLoad
 from functions.core.repository import Repository
 from functions.runtime import Runtime
 from functions.stores import LocalStore, open_store
@@ -83,15 +84,15 @@ def test_every_layout_is_published_and_served_equal_to_raw_onnxruntime(
     }
     assert listed == on_disk
     assert manifest.total_bytes == sum(on_disk.values())
-    # And the Lambda handler serves it, loaded in place from the cache, equal to raw onnxruntime
+    # And the Lambda handler serves it equal to raw onnxruntime, from the store's own files:
+    # a local store's files are verified where they are, not copied into the cache
     runtime = runtime_for(settings_for(store, tmp_path / "cache"))
     np.testing.assert_allclose(
         through_handler(runtime, "emb", ids), raw_scores(graph, ids), rtol=1e-6
     )
-    cached = runtime.registry.cache.path(manifest)
-    assert {
-        p.relative_to(cached.parent).as_posix() for p in cached.parent.rglob("*") if p.is_file()
-    } == set(on_disk)
+    served = runtime.registry.cache.fetch(runtime.registry.repository.store, manifest)
+    assert served == tmp_path / "store" / "models" / "emb" / str(version) / "model.onnx"
+    assert not runtime.registry.cache.path(manifest).parent.exists()
 
 
 def test_external_data_through_the_s3_store_and_maas_serve(
@@ -101,7 +102,7 @@ def test_external_data_through_the_s3_store_and_maas_serve(
 
     # Small parts, so a 12 MB table comes in ranged GETs (and goes up in a multipart PUT)
     monkeypatch.setattr(s3, "PARALLEL_FROM", 1 * MB)
-    graph = write_embedding_model(tmp_path / "model", table_bytes=12 * MB, layout="one")
+    graph = write_embedding_model(tmp_path / "model", table_bytes=12 * MB, layout="nested")
     ids = sample_ids(embedding_rows(graph), batch=4)
     store = f"s3://{bucket}/models-store"
     version = publish_cli(graph, store, "emb")
@@ -117,10 +118,15 @@ def test_external_data_through_the_s3_store_and_maas_serve(
     output = response.json()["outputs"][0]
     served = np.asarray(output["data"], np.float32).reshape(output["shape"])
     np.testing.assert_allclose(served, raw_scores(graph, ids), rtol=1e-6)
-    load = runtime.registry.cache.path(runtime.registry.manifest("emb", str(version)))
-    assert (load.parent / "model.onnx.data").stat().st_size == (
-        graph.parent / "model.onnx.data"
-    ).stat().st_size
+    # The files were downloaded into the cache, in the layout the manifest lists
+    cached = runtime.registry.cache.path(runtime.registry.manifest("emb", str(version))).parent
+    assert {
+        p.relative_to(cached).as_posix(): p.read_bytes() for p in cached.rglob("*") if p.is_file()
+    } == {
+        p.relative_to(graph.parent).as_posix(): p.read_bytes()
+        for p in graph.parent.rglob("*")
+        if p.is_file()
+    }
 
 
 def test_a_single_file_model_is_converted_on_publish(tmp_path: Path) -> None:
@@ -195,9 +201,10 @@ def test_a_missing_data_file_is_named_at_publish(tmp_path: Path) -> None:
 # -- refused at load: the store is not trusted --------------------------------------------------
 
 
-def _published(tmp_path: Path) -> tuple[Repository, Manifest, Path]:
+def _published(tmp_path: Path, store: str | None = None) -> tuple[Repository, Manifest, Path]:
+    """The embedding model published to `store` (a local folder in `tmp_path` by default)."""
     graph = write_embedding_model(tmp_path / "model", table_bytes=MB)
-    repo = Repository(LocalStore(tmp_path / "store"))
+    repo = Repository(open_store(store) if store else LocalStore(tmp_path / "store"))
     artifact = artifact_from_file(graph, name="emb")
     return repo, repo.publish(artifact.manifest, artifact.graph, artifact.data), graph
 
@@ -262,8 +269,21 @@ def test_a_graph_whose_locations_leave_the_folder_is_refused_at_load(tmp_path: P
     )
     (tmp_path / "outside.data").write_bytes(b"\0" * 64)
     runtime = runtime_for(settings_for(str(tmp_path / "store"), tmp_path / "cache"))
-    # Then onnxruntime, opening the graph in its cache folder, refuses to follow it
+    # Then onnxruntime, opening the graph in the store's folder, refuses to follow it
     with pytest.raises(ModelUnavailable, match="cannot be loaded.*escapes"):
+        runtime.registry.runner("emb", "1")
+
+
+def test_a_link_beside_the_files_of_a_local_store_is_refused_at_load(tmp_path: Path) -> None:
+    # Given a link the manifest does not list, left in the version's folder of a local store
+    # (where a graph whose manifest was rewritten could name it: sessions open in that folder)
+    _published(tmp_path)
+    (tmp_path / "secret.data").write_bytes(b"\0" * 64)
+    (tmp_path / "store" / "models" / "emb" / "1" / "extra.data").symlink_to(
+        tmp_path / "secret.data"
+    )
+    runtime = runtime_for(settings_for(str(tmp_path / "store"), tmp_path / "cache"))
+    with pytest.raises(ModelUnavailable, match="extra.data is a symbolic link"):
         runtime.registry.runner("emb", "1")
 
 
@@ -295,10 +315,10 @@ def test_a_tampered_data_file_is_refused_naming_it(tmp_path: Path) -> None:
     ],
 )
 def test_a_model_too_large_for_the_function_is_a_503_before_any_download(
-    tmp_path: Path, extra: dict[str, int], message: str
+    tmp_path: Path, bucket: str, extra: dict[str, int], message: str
 ) -> None:
-    _published(tmp_path)
-    runtime = runtime_for(settings_for(str(tmp_path / "store"), tmp_path / "cache", **extra))
+    _published(tmp_path, f"s3://{bucket}")
+    runtime = runtime_for(settings_for(f"s3://{bucket}", tmp_path / "cache", **extra))
     event: Any = api_event("/v2/models/emb/infer", infer_body(sample_ids(16, 1)))
     response = handle(runtime, event, LocalContext())
     assert response["statusCode"] == 503
@@ -310,32 +330,80 @@ def test_a_model_too_large_for_the_function_is_a_503_before_any_download(
 # -- the cache: verified once, trusted while untouched --------------------------------------------
 
 
-def test_a_verified_folder_is_reused_without_reading_it_and_refetched_when_touched(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _no_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.core import digests
+
+    def no_hashing(algorithm: str, **_: object) -> digests.Digest:
+        raise AssertionError("a verified, untouched file was hashed again")
+
+    monkeypatch.setattr(digests, "new", no_hashing)
+
+
+def _flip_first_byte(path: Path) -> None:
+    """The same size, one byte changed, and an mtime that says nothing (set back)."""
+    content = bytearray(path.read_bytes())
+    content[0] ^= 1
+    path.write_bytes(bytes(content))
+    os.utime(path, ns=(1, 1))
+
+
+def test_a_downloaded_folder_is_reused_without_reading_it_and_refetched_when_touched(
+    tmp_path: Path, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo, manifest, _ = _published(tmp_path)
-    settings = settings_for(str(tmp_path / "store"), tmp_path / "cache")
+    repo, manifest, graph = _published(tmp_path, f"s3://{bucket}")
+    settings = settings_for(f"s3://{bucket}", tmp_path / "cache")
     first = runtime_for(settings).registry
     first.runner("emb", "1")
     # A second process in the same environment finds the folder as it was verified
-    from functions.core import digests
-
-    def no_hashing(algorithm: str) -> digests.Digest:
-        raise AssertionError("a verified, untouched file was hashed again")
-
     second = runtime_for(settings)
     with monkeypatch.context() as patched:
-        patched.setattr(digests, "new", no_hashing)
+        _no_hashing(patched)
         path = second.registry.cache.fetch(repo.store, manifest)
     assert path == first.cache.path(manifest)
     # A file changed since (same size: a flipped byte) is noticed, and the artifact fetched anew
     data = path.parent / "model.onnx.data"
-    content = bytearray(data.read_bytes())
-    content[0] ^= 1
-    data.write_bytes(bytes(content))
-    os.utime(data, ns=(1, 1))
+    _flip_first_byte(data)
     second.registry.cache.fetch(repo.store, manifest)
-    assert data.read_bytes() == (tmp_path / "model" / "model.onnx.data").read_bytes()
+    assert data.read_bytes() == (graph.parent / "model.onnx.data").read_bytes()
+
+
+def test_a_local_store_is_verified_in_place_once_and_again_when_touched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, manifest, _ = _published(tmp_path)
+    # A cache allowed 1 MB of disk still serves the 1 MB model: nothing is copied into it
+    settings = settings_for(str(tmp_path / "store"), tmp_path / "cache", cache_max_mb=1)
+    loads: list[ModelLoad] = []
+    first = runtime_for(settings).registry
+    first.observer = _recording(loads)
+    first.runner("emb", "1")
+    assert (loads[0].in_place, loads[0].cached, loads[0].download_seconds) == (True, False, 0)
+    assert loads[0].verify_seconds > 0
+    stored = tmp_path / "store" / "models" / "emb" / "1"
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [
+        f"{manifest.artifact_id}.verified.json"
+    ]
+    # A second process trusts the untouched files without reading them again
+    second = runtime_for(settings)
+    with monkeypatch.context() as patched:
+        _no_hashing(patched)
+        assert second.registry.cache.fetch(repo.store, manifest) == stored / "model.onnx"
+    # A store file changed since is hashed again, and refused
+    _flip_first_byte(stored / "model.onnx.data")
+    with pytest.raises(ModelUnavailable, match="model.onnx.data does not match the manifest"):
+        runtime_for(settings).registry.runner("emb", "1")
+
+
+def _recording(loads: list[ModelLoad]) -> Any:
+    from contextlib import contextmanager
+
+    class Recorder:
+        @contextmanager
+        def loading(self, load: ModelLoad) -> Any:
+            yield load
+            loads.append(load)
+
+    return Recorder()
 
 
 def test_publish_warns_when_the_model_cannot_fit_its_target(tmp_path: Path) -> None:

@@ -93,7 +93,9 @@ def test_one_request_line_that_is_also_its_metrics(
     (load,) = [line for line in found if line["message"] == "model loaded"]
     assert (load["model"], load["version"], load["cached"]) == ("digits", "1", False)
     assert load["request_id"] == event["requestContext"]["requestId"]
-    assert load["download_ms"] > 0 and load["verify_ms"] > 0 and load["session_ms"] > 0
+    # a local store: its files verified in place, none downloaded
+    assert (load["in_place"], load["download_ms"]) == (True, 0)
+    assert load["verify_ms"] > 0 and load["session_ms"] > 0
     # And every line's timestamp is RFC 3339 in UTC: Lambda's JSON log filter needs it
     for each in found:
         stamp = datetime.fromisoformat(each["timestamp"])

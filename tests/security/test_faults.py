@@ -161,12 +161,13 @@ def test_damaged_artifacts_and_manifests(
         assert client.post("/v2/models/fixed/infer", json=FIXED).status_code == 200
 
 
-def test_an_unusable_cache_is_a_503_and_recovers(tmp_path: Path) -> None:
-    repo = Repository(LocalStore(tmp_path / "store"))
+def test_an_unusable_cache_is_a_503_and_recovers(tmp_path: Path, bucket: str) -> None:
+    # (an S3 store: a local store's files are verified in place, and need no cache)
+    repo = Repository(open_store(f"s3://{bucket}"))
     publish(repo, "multi", multi_io())
     blocker = tmp_path / "cache"
     blocker.write_text("a file where the cache directory should be")
-    settings = settings_for(str(tmp_path / "store"), blocker)
+    settings = settings_for(f"s3://{bucket}", blocker)
     with (
         LiveServer(runtime_for(settings)) as server,
         httpx.Client(base_url=server.url) as client,
@@ -198,13 +199,13 @@ print("recovered:", registry.runner("big", "1").manifest.name)
 """
 
 
-def test_a_full_cache_disk_is_a_clear_refusal_then_recovers(tmp_path: Path) -> None:
+def test_a_full_cache_disk_is_a_clear_refusal_then_recovers(tmp_path: Path, bucket: str) -> None:
     from model_build.examples.mlp import build_mlp
 
-    repo = Repository(LocalStore(tmp_path / "store"))
+    repo = Repository(open_store(f"s3://{bucket}"))  # downloaded: a local store is read in place
     publish(repo, "big", build_mlp())  # 2.7 MB: more than the 64 KB the process may write
     result = subprocess.run(
-        [sys.executable, "-c", FULL_DISK, str(tmp_path / "store"), str(tmp_path / "cache")],
+        [sys.executable, "-c", FULL_DISK, f"s3://{bucket}", str(tmp_path / "cache")],
         cwd=ROOT,
         capture_output=True,
         text=True,
