@@ -44,7 +44,6 @@ bench: $(STAMP)  ## every layer as a ratio to raw onnxruntime, in one run
 	$(BIN)/python -m bench.batch
 
 bench-heavy: $(STAMP)  ## heavy models (BERT-base, 2.46 GB external data): cold start, RSS, downloads
-	$(BIN)/pip install --quiet -e '.[heavy]'
 	$(BIN)/python -m bench.heavy --paths
 
 clean:

@@ -137,6 +137,7 @@ def summary(result: BuildResult) -> Table:
         _num(m, "accuracy"),
         _num(m, "agreement"),
         _num(m, "max_abs_diff", "{:.3g}"),
-        f"{m['latency_ratio']:.2f}x (batch {m['latency_batch']})",
+        f"{m['latency_ratio']:.2f}x (batch {m['latency_batch']}), "
+        f"{m.get('latency_ratio_batch1', 0):.2f}x (batch 1)",
     )
     return table

@@ -244,7 +244,7 @@ def list_models(
     out.print(table)
 
 
-SHOWN = ("accuracy", "agreement", "size_ratio", "latency_ratio")
+SHOWN = ("accuracy", "agreement", "size_ratio", "latency_ratio", "latency_ratio_batch1")
 
 
 def _fmt(value: Any) -> str:

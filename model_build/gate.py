@@ -13,7 +13,8 @@ from functions.core.sessions import make_session, usable_cpus
 
 from .examples.base import Arrays
 
-LATENCY_BATCH = 32
+LATENCY_BATCH = 32  # the batch whose ratio is `latency_ratio`; batch 1 is measured beside it
+LATENCY_THREADS = 1  # one intra-op thread: a ratio that does not depend on the machine's cores
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,10 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)  # thresholds missed; none: it passed
 
 
-def _session(model: bytes) -> Any:
-    return make_session(model, usable_cpus())
+def _session(model: bytes, threads: int | None = None) -> Any:
+    from .inspect_onnx import custom_ops_of
+
+    return make_session(model, threads or usable_cpus(), custom_ops=custom_ops_of(model))
 
 
 def predictions(output: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -53,10 +56,11 @@ def _agreement(reference: npt.NDArray[Any], candidate: npt.NDArray[Any]) -> floa
     return float(np.mean(predictions(reference) == predictions(candidate)))
 
 
-def latency(model: bytes, inputs: Arrays, *, seconds: float) -> float:
-    """Median seconds per `session.run` on the first LATENCY_BATCH rows, after a warm-up."""
-    session = _session(model)
-    feed = {name: array[:LATENCY_BATCH] for name, array in inputs.items()}
+def latency(model: bytes, inputs: Arrays, *, seconds: float, batch: int = LATENCY_BATCH) -> float:
+    """Median seconds per `session.run` on the first `batch` rows, after a warm-up, on
+    LATENCY_THREADS intra-op threads."""
+    session = _session(model, LATENCY_THREADS)
+    feed = {name: array[:batch] for name, array in inputs.items()}
     for _ in range(5):
         session.run(None, feed)
     times: list[float] = []
@@ -112,14 +116,16 @@ def evaluate(
             f"required {thresholds.min_agreement:.4f}"
         )
     # Interleave the two timings twice so drift on a shared machine hits both alike.
-    quarter = latency_seconds / 4
-    ref_t: list[float] = []
-    cand_t: list[float] = []
-    for _ in range(2):
-        ref_t.append(latency(reference, inputs, seconds=quarter))
-        cand_t.append(latency(candidate, inputs, seconds=quarter))
-    metrics["latency_ratio"] = round(float(np.median(cand_t) / np.median(ref_t)), 3)
+    share = latency_seconds / 8
+    for batch, key in ((LATENCY_BATCH, "latency_ratio"), (1, "latency_ratio_batch1")):
+        ref_t: list[float] = []
+        cand_t: list[float] = []
+        for _ in range(2):
+            ref_t.append(latency(reference, inputs, seconds=share, batch=batch))
+            cand_t.append(latency(candidate, inputs, seconds=share, batch=batch))
+        metrics[key] = round(float(np.median(cand_t) / np.median(ref_t)), 3)
     metrics["latency_batch"] = min(LATENCY_BATCH, metrics["eval_rows"])
+    metrics["latency_threads"] = LATENCY_THREADS
     metrics["gate"] = {
         "passed": not reasons,
         "forced": bool(reasons) and thresholds.force,

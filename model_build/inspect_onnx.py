@@ -21,6 +21,7 @@ from functions.core.manifest import (
     check_artifact_path,
 )
 from functions.core.names import check_name
+from functions.core.sessions import custom_ops_in, make_session
 
 
 class ArtifactError(MaasError):
@@ -263,13 +264,12 @@ def _describe(
     target: str,
 ) -> tuple[Manifest, list[str]]:
     """The manifest of a checked model: inputs and outputs as onnxruntime sees them."""
-    import onnxruntime as ort
-
     check_name(name)
     if target not in TARGETS:
         raise ArtifactError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    custom_ops = custom_ops_in({o.domain for o in model.opset_import})
     try:
-        session = ort.InferenceSession(loadable, providers=["CPUExecutionProvider"])
+        session = make_session(loadable, 1, custom_ops=custom_ops)
     except Exception as exc:
         raise ArtifactError(f"onnxruntime cannot load the model: {exc}") from None
     warnings: list[str] = []
@@ -304,5 +304,11 @@ def _describe(
         labels=dict(labels or {}),
         data_files=files,
         graph_blake3=digests["blake3"],
+        custom_ops=custom_ops,
     )
     return manifest, [w + "; it is not served" for w in warnings]
+
+
+def custom_ops_of(artifact: bytes) -> tuple[str, ...]:
+    """The custom-op libraries a single-file model needs (from the domains it imports)."""
+    return custom_ops_in({o.domain for o in _parse(artifact).opset_import})

@@ -22,6 +22,7 @@ from functions.runtime import Runtime, build_runtime
 from functions.settings import Settings
 from functions.stores import LocalStore
 from functions.telemetry import Telemetry
+from model_build.examples.base import Trained
 from model_build.examples.digits import TrainedModel, train_digits
 from model_build.inspect_onnx import manifest_for
 from model_build.lambda_local import EVENTS
@@ -45,6 +46,24 @@ def publish(repo: Repository, name: str, artifact: bytes, *, alias: str | None =
 def digits() -> TrainedModel:
     """The demo's digits classifier, trained once per session."""
     return train_digits()
+
+
+@pytest.fixture(scope="session")
+def transformer() -> Trained:
+    """The transformer example (tokenizer in the graph), trained briefly once per session."""
+    from model_build.examples import EXAMPLES
+
+    return EXAMPLES["transformer"].train(True, None)
+
+
+def raw_outputs(artifact: bytes, feed: dict[str, Any]) -> dict[str, Any]:
+    """Raw onnxruntime's outputs by name, with the custom-op libraries the graph needs."""
+    from functions.core.sessions import make_session
+    from model_build.inspect_onnx import custom_ops_of
+
+    session = make_session(artifact, 1, custom_ops=custom_ops_of(artifact))
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, feed), strict=True))
 
 
 @pytest.fixture(scope="session")

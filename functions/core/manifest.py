@@ -14,6 +14,11 @@ from .names import check_name, check_version
 
 SCHEMA_VERSION: Final = 1
 QUANTIZATIONS: Final = ("none", "fp16", "int8-dynamic", "int8-static")
+# Custom-op libraries a graph may need registered (its operators in their domains): a session
+# registers only the ones its manifest names (functions/core/sessions.py).
+CUSTOM_OP_LIBRARIES: Final = {
+    "onnxruntime-extensions": ("ai.onnx.contrib", "com.microsoft.extensions")
+}
 TARGETS: Final = ("cpu", "gpu")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 GRAPH_FILE: Final = "model.onnx"
@@ -108,6 +113,7 @@ class Manifest:
     # The external data files beside the graph (`sha256`, `size_bytes` describe the graph itself).
     data_files: tuple[ArtifactFile, ...] = ()
     graph_blake3: str | None = None
+    custom_ops: tuple[str, ...] = ()  # custom-op libraries the graph needs (CUSTOM_OP_LIBRARIES)
 
     @property
     def files(self) -> tuple[ArtifactFile, ...]:
@@ -150,6 +156,7 @@ class Manifest:
             "labels": self.labels,
             "created_at": self.created_at,
             "files": [f.to_dict() for f in self.files],
+            "custom_ops": list(self.custom_ops),
         }
 
     @classmethod
@@ -185,6 +192,12 @@ class Manifest:
         if target not in TARGETS:
             raise ManifestError(f"unknown target {target!r}")
         files = _files(doc.get("files"), sha256, size)
+        custom_ops = tuple(str(each) for each in doc.get("custom_ops") or ())
+        unknown = sorted(set(custom_ops) - set(CUSTOM_OP_LIBRARIES))
+        if unknown:
+            raise ManifestError(
+                f"unknown custom-op library {unknown[0]!r}; known: {', '.join(CUSTOM_OP_LIBRARIES)}"
+            )
         inputs = _tensors(doc["inputs"], "inputs")
         outputs = _tensors(doc["outputs"], "outputs")
         if not inputs or not outputs:
@@ -205,6 +218,7 @@ class Manifest:
             labels={str(k): str(v) for k, v in (doc.get("labels") or {}).items()},
             data_files=files[1:],
             graph_blake3=files[0].blake3,
+            custom_ops=custom_ops,
         )
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .manifest import Manifest
+from .manifest import CUSTOM_OP_LIBRARIES, Manifest
 
 if TYPE_CHECKING:
     from .runner import Session
@@ -44,21 +45,61 @@ class OrtSessionFactory:
     def __call__(self, path: Path, manifest: Manifest) -> tuple[Session, str]:
         """Create a session; return it with the provider actually in use."""
         # From the path, in place: onnxruntime memory-maps external data beside the graph, and
-        # no copy of the weights is made in Python. The cache's folder holds only the manifest's
-        # files, at checked locations; onnxruntime itself refuses a graph whose external data
-        # locations are absolute or leave the folder (tests/security holds it to that).
-        session = make_session(str(path), self.intra_op_threads, self.providers())
+        # no copy of the weights is made in Python. The folder (the cache's, or a local store's
+        # own) holds the manifest's files at checked locations and no link; onnxruntime itself
+        # refuses a graph whose external data locations are absolute or leave the folder
+        # (tests/security holds it to that).
+        session = make_session(
+            str(path), self.intra_op_threads, self.providers(), manifest.custom_ops
+        )
         return session, session.get_providers()[0]
 
 
-def make_session(model: bytes | str, threads: int, providers: list[str] | None = None) -> Any:
-    """An onnxruntime session as the service makes them (the benchmarks and the gate too)."""
+def custom_ops_in(domains: set[str]) -> tuple[str, ...]:
+    """The custom-op libraries a graph importing these operator domains needs."""
+    return tuple(name for name, owned in CUSTOM_OP_LIBRARIES.items() if domains & set(owned))
+
+
+@cache
+def custom_op_library(name: str) -> str:
+    """The shared library of a custom-op package, found without importing the package.
+
+    (Importing onnxruntime_extensions imports onnx and numpy where onnx is installed, and switches
+    protobuf to its pure-Python implementation for the whole process; the library alone is what
+    onnxruntime registers.)
+    """
+    from importlib.util import find_spec
+
+    if name not in CUSTOM_OP_LIBRARIES:
+        raise RuntimeError(f"unknown custom-op library {name!r}")
+    package = name.replace("-", "_")
+    spec = find_spec(package)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        found = sorted(Path(folder).glob("_extensions_pydll*.so"))
+        if found:
+            return str(found[0])
+    raise RuntimeError(
+        f"the model needs the {name} custom-op library, which is not installed here "
+        f"(pip install {name})"
+    )
+
+
+def make_session(
+    model: bytes | str,
+    threads: int,
+    providers: list[str] | None = None,
+    custom_ops: tuple[str, ...] = (),
+) -> Any:
+    """An onnxruntime session as the service makes them (the benchmarks and the gate too),
+    with the custom-op libraries `custom_ops` registered (only those: most models need none)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    for library in custom_ops:
+        options.register_custom_ops_library(custom_op_library(library))
     return ort.InferenceSession(
         model, sess_options=options, providers=providers or ["CPUExecutionProvider"]
     )

@@ -7,6 +7,7 @@ from .cnn import train_cnn
 from .digits import as_example as train_digits_example
 from .tabular import train_tabular
 from .text import train_text
+from .transformer import train_transformer
 
 EXAMPLES: dict[str, Example] = {
     e.name: e
@@ -24,6 +25,11 @@ EXAMPLES: dict[str, Example] = {
         ),
         Example(
             "text", "TF-IDF + logistic regression on support messages (string input)", train_text
+        ),
+        Example(
+            "transformer",
+            "BERT-style encoder trained from scratch on support messages, tokenizer in the graph",
+            train_transformer,
         ),
     )
 }

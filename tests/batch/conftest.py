@@ -30,14 +30,20 @@ def text_model() -> Trained:
 
 
 @pytest.fixture(scope="session")
-def models_bucket(moto_server: MotoServer, artifacts: dict[str, bytes], text_model: Trained) -> str:
-    """A models bucket on moto with digits (alias prod), multi and text published."""
+def models_bucket(
+    moto_server: MotoServer,
+    artifacts: dict[str, bytes],
+    text_model: Trained,
+    transformer: Trained,
+) -> str:
+    """A models bucket on moto with digits (alias prod), multi, text and transformer published."""
     name = f"maas-models-{free_port()}"
     boto3.client("s3").create_bucket(Bucket=name)
     repo = Repository(open_store(f"s3://{name}/store"))
     publish(repo, "digits", artifacts["digits"], alias="prod")
     publish(repo, "multi", artifacts["multi"])
     publish(repo, "text", text_model.onnx_bytes)
+    publish(repo, "transformer", transformer.onnx_bytes)
     return name
 
 

@@ -7,20 +7,18 @@ import io
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import orjson
 import pytest
 
 from model_build.examples import Trained
 from model_build.examples.digits import TrainedModel
 from tests.batch.conftest import Rig, make_rig, npy_bytes, npz_bytes
-from tests.conftest import MotoServer
+from tests.conftest import MotoServer, raw_outputs
 from tests.proxy import Proxy
 
 
 def raw(artifact: bytes, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    session = ort.InferenceSession(artifact)
-    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True))
+    return raw_outputs(artifact, feed)
 
 
 def assert_exactly_one_result(rig: Rig, model: str, ref: str, path: str, version: int = 1) -> str:
@@ -38,7 +36,11 @@ def assert_exactly_one_result(rig: Rig, model: str, ref: str, path: str, version
 
 
 def test_every_format_equals_raw_onnxruntime_row_for_row(
-    rig: Rig, digits: TrainedModel, artifacts: dict[str, bytes], text_model: Trained
+    rig: Rig,
+    digits: TrainedModel,
+    artifacts: dict[str, bytes],
+    text_model: Trained,
+    transformer: Trained,
 ) -> None:
     # Given files of every format under inputs/
     x = digits.x_test[:50]
@@ -59,6 +61,11 @@ def test_every_format_equals_raw_onnxruntime_row_for_row(
         ),
         "inputs/text/latest/g.jsonl": b"\n".join(orjson.dumps(t) for t in texts),
         "inputs/text/latest/h.csv": ("text\n" + "\n".join(f'"{t}"' for t in texts) + "\n").encode(),
+        # the transformer: its tokenizer runs in the graph, the files hold plain sentences
+        "inputs/transformer/latest/i.jsonl": b"\n".join(orjson.dumps(t) for t in texts),
+        "inputs/transformer/latest/j.csv": (
+            "text\n" + "\n".join(f'"{t}"' for t in texts) + "\n"
+        ).encode(),
     }
     for key, data in files.items():
         rig.upload(key, data)
@@ -88,6 +95,13 @@ def test_every_format_equals_raw_onnxruntime_row_for_row(
         assert [row["label"] for row in rig.jsonl(f"outputs/text/1/{name}.jsonl")] == text[
             "label"
         ].tolist()
+    bert = raw(transformer.onnx_bytes, {"text": np.asarray(texts, dtype=object)})
+    for name in ("i", "j"):
+        rows = rig.jsonl(f"outputs/transformer/1/{name}.jsonl")
+        assert [row["label"] for row in rows] == bert["label"].tolist()
+        assert np.array_equal(
+            np.asarray([row["probabilities"] for row in rows], np.float32), bert["probabilities"]
+        )
     # And each has a summary naming the version, artifact and input ETag
     summary = rig.json("outputs/digits/1/a.npy.summary.json")
     assert summary["rows"] == 50 and summary["version"] == 1 and summary["requested"] == "prod"

@@ -1,0 +1,192 @@
+"""The transformer example end to end: tokenizer in the graph, int8 gate, served as text."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnx
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from functions.api.handler import handle
+from functions.core import sessions
+from functions.core.errors import ManifestError
+from functions.core.manifest import Manifest
+from functions.core.repository import Repository
+from functions.stores import LocalStore
+from model_build.cli import app
+from model_build.compress import BuildError
+from model_build.examples.base import Trained
+from model_build.examples.transformer import MAX_LENGTH, encode, train_tokenizer
+from model_build.lambda_local import LocalContext, api_event
+from model_build.textgraph import tokenizer_graph, wordpiece
+from tests.conftest import LiveServer, publish, raw_outputs, runtime_for, settings_for
+
+TRICKY = [
+    "Café crème, naïve façade: où est ma facture?!",  # Latin-1 accents, punctuation
+    "my PARCEL never arrived... tracking #A-1234 says 'delivered' (it wasn't)",
+    "zxqv unknownword qwertyuiop",  # words the vocabulary has never seen
+    "refund " * 80,  # longer than the position table: truncated to MAX_LENGTH
+    "x",
+]
+
+
+def texts_of(trained: Trained, count: int) -> list[str]:
+    return [str(t) for t in trained.eval_inputs["text"][:count]]
+
+
+def test_the_graph_tokenizes_as_the_tokenizers_library_does(transformer: Trained) -> None:
+    # Given the example's tokenizer, trained with `tokenizers`, and the same one as ONNX
+    texts = [str(t) for t in transformer.calibration["text"]]
+    tokenizer = train_tokenizer(texts)
+    graph = tokenizer_graph(
+        wordpiece(orjson.loads(tokenizer.to_str())),
+        max_length=MAX_LENGTH,
+        outputs=("input_ids", "attention_mask", "token_type_ids"),
+        opset=18,
+        ir_version=10,
+    )
+    sample = [*texts_of(transformer, 40), *TRICKY]
+    # When both tokenize a batch (the graph pads to the batch's longest row, as `tokenizers` does)
+    ids = raw_outputs(graph.SerializeToString(), {"text": np.asarray(sample, dtype=object)})
+    expected = encode(tokenizer, sample)
+    # Then every id, mask and type is the same
+    for name, values in expected.items():
+        assert ids[name].shape == values.shape
+        assert np.array_equal(ids[name], values), name
+    assert ids["input_ids"].shape[1] == MAX_LENGTH  # the long one was cut at the position table
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, transformer: Trained) -> Path:
+    """The transformer published through the pipeline, fp32 parent and int8 child."""
+    from model_build.gate import Thresholds
+    from model_build.pipeline import build
+
+    store = tmp_path_factory.mktemp("transformer-store")
+    build(
+        transformer,
+        repo=Repository(LocalStore(store)),
+        name="transformer",
+        mode="int8-dynamic",
+        thresholds=Thresholds(force=True),  # quick training: the gate's verdict is recorded
+        latency_seconds=0.4,
+    )
+    return store
+
+
+def test_int8_is_judged_recorded_and_listed(built: Path) -> None:
+    repo = Repository(LocalStore(built))
+    fp32, int8 = repo.manifest("transformer", 1), repo.manifest("transformer", 2)
+    assert (fp32.quantization, int8.quantization) == ("none", "int8-dynamic")
+    assert fp32.custom_ops == int8.custom_ops == ("onnxruntime-extensions",)
+    assert [(t.name, t.datatype, t.shape) for t in int8.inputs] == [("text", "BYTES", (-1,))]
+    assert {t.name: t.datatype for t in int8.outputs} == {"label": "BYTES", "probabilities": "FP32"}
+    metrics = int8.metrics
+    # the embedding table is int8 too: the artifact is about a quarter of fp32's
+    assert metrics["size_ratio"] <= 0.35
+    for key in ("agreement", "accuracy", "latency_ratio", "latency_ratio_batch1"):
+        assert key in metrics
+    assert metrics["latency_threads"] == 1
+    assert {"Gather", "MatMul"} <= set(int8.source["quantization"]["op_types"])
+    listing = CliRunner().invoke(
+        app, ["list", "transformer", "--store", str(built)], env={"COLUMNS": "300"}
+    )
+    assert listing.exit_code == 0, listing.output
+    assert "latency_ratio_batch1=" in listing.stdout and "size_ratio=" in listing.stdout
+
+
+def test_v2_v1_and_the_lambda_handler_answer_as_raw_onnxruntime(
+    built: Path, transformer: Trained, tmp_path: Path
+) -> None:
+    texts = [*texts_of(transformer, 12), *TRICKY]
+    artifact = (built / "models" / "transformer" / "2" / "model.onnx").read_bytes()
+    expected = raw_outputs(artifact, {"text": np.asarray(texts, dtype=object)})
+    runtime = runtime_for(settings_for(str(built), tmp_path / "cache"))
+    body = {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}]}
+    with LiveServer(runtime) as server, httpx.Client(base_url=server.url) as client:
+        v2 = client.post("/v2/models/transformer/infer", json=body)
+        v1 = client.post("/v1/models/transformer:predict", json={"instances": texts})
+    assert v2.status_code == 200, v2.text
+    outputs = {o["name"]: o for o in v2.json()["outputs"]}
+    assert outputs["label"]["data"] == expected["label"].tolist()
+    assert np.array_equal(
+        np.asarray(outputs["probabilities"]["data"], np.float32).reshape(len(texts), -1),
+        expected["probabilities"],
+    )
+    assert v1.status_code == 200, v1.text
+    predictions = v1.json()["predictions"]
+    assert [p["label"] for p in predictions] == expected["label"].tolist()
+    # And through the Lambda handler, from a real-shaped API Gateway event
+    event: Any = api_event("/v2/models/transformer/infer", orjson.dumps(body))
+    response = handle(runtime, event, LocalContext())
+    assert response["statusCode"] == 200, response["body"]
+    raw_body = response["body"]
+    doc = orjson.loads(base64.b64decode(raw_body) if response.get("isBase64Encoded") else raw_body)
+    assert {o["name"]: o["data"] for o in doc["outputs"]}["label"] == expected["label"].tolist()
+
+
+def test_the_custom_op_library_is_registered_only_for_models_that_name_it(
+    built: Path, artifacts: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish(Repository(LocalStore(built)), "digits", artifacts["digits"])
+    asked: list[str] = []
+    library = sessions.custom_op_library
+
+    def recording(name: str) -> str:
+        asked.append(name)
+        return library(name)
+
+    monkeypatch.setattr(sessions, "custom_op_library", recording)
+    registry = runtime_for(settings_for(str(built), tmp_path / "cache")).registry
+    registry.runner("digits", "latest")
+    assert asked == []
+    registry.runner("transformer", "2")
+    assert asked == ["onnxruntime-extensions"]
+
+
+def test_a_manifest_naming_an_unknown_library_is_refused() -> None:
+    doc = {
+        "schema_version": 1,
+        "name": "m",
+        "version": 1,
+        "sha256": "0" * 64,
+        "size_bytes": 1,
+        "opset": 18,
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1]}],
+        "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1]}],
+        "created_at": "2026-12-03T00:00:00+00:00",
+        "custom_ops": ["libevil"],
+    }
+    with pytest.raises(ManifestError, match="unknown custom-op library 'libevil'"):
+        Manifest.from_dict(doc)
+    assert Manifest.from_dict({**doc, "custom_ops": []}).custom_ops == ()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": {"type": "BPE"}}, "only a WordPiece .* this one is BPE"),
+        ({"pre_tokenizer": {"type": "Whitespace"}}, "pre-tokenizer must be BertPreTokenizer"),
+        ({"normalizer": {"type": "NFKC"}}, "normalizer must be BertNormalizer"),
+        ({"post_processor": None}, r"must wrap a sentence as \[CLS\] sentence \[SEP\]"),
+    ],
+)
+def test_a_tokenizer_the_graph_cannot_reproduce_is_refused(
+    transformer: Trained, change: dict[str, Any], message: str
+) -> None:
+    document = orjson.loads(train_tokenizer(texts_of(transformer, 30)).to_str())
+    with pytest.raises(BuildError, match=message):
+        wordpiece({**document, **change})
+
+
+def test_an_onnx_graph_with_the_tokenizer_is_a_valid_model(built: Path) -> None:
+    model = onnx.load(str(built / "models" / "transformer" / "1" / "model.onnx"))
+    onnx.checker.check_model(model)
+    assert {(o.domain, o.version) for o in model.opset_import} >= {("ai.onnx.contrib", 1)}
+    assert len({o.domain for o in model.opset_import}) == len(model.opset_import)
