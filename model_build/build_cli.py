@@ -11,7 +11,7 @@ from rich.table import Table
 
 from functions.core.repository import Repository
 
-from .byo import from_onnx
+from .byo import TextFront, from_onnx
 from .compress import BuildError, check_mode
 from .examples import EXAMPLES, Trained
 from .gate import Thresholds
@@ -32,12 +32,17 @@ def run_build(
     quick: bool,
     console: Console,
     target: str = "cpu",
+    text: TextFront | None = None,
 ) -> BuildResult:
     """Train (or load), build, gate and publish; print progress and the summary."""
     check_mode(mode)
+    if text is not None and from_onnx_path is None:
+        raise BuildError("--tokenizer goes with --from-onnx ENCODER.onnx")
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        trained = _obtain(example, from_onnx_path, calibration, evaluation, name, quick, progress)
+        trained = _obtain(
+            example, from_onnx_path, calibration, evaluation, name, quick, progress, text
+        )
         task = progress.add_task("build", total=None)
         result = build(
             trained,
@@ -67,6 +72,7 @@ def _obtain(
     name: str | None,
     quick: bool,
     progress: Progress,
+    text: TextFront | None = None,
 ) -> Trained:
     if (example is None) == (model is None):
         raise BuildError(
@@ -80,7 +86,7 @@ def _obtain(
         if not name:
             raise BuildError("--from-onnx needs --name NAME")
         progress.add_task(f"loading {model.name} and its data", total=None)
-        return from_onnx(model, calibration, evaluation, name=name)
+        return from_onnx(model, calibration, evaluation, name=name, text=text)
     assert example is not None
     if example not in EXAMPLES:
         raise BuildError(f"unknown example {example!r}; choose one of {', '.join(EXAMPLES)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,29 @@ def check_data(arrays: Arrays, manifest: Manifest, what: str) -> tuple[Arrays, A
     return checked, None if labels is None else labels.astype(np.int64)
 
 
-def from_onnx(model: Path, calibration: Path, evaluation: Path | None, *, name: str) -> Trained:
-    """A build input from files: the given model is the fp32 reference."""
+@dataclass(frozen=True)
+class TextFront:
+    """Put a tokenizer in front of a brought encoder: `tokenizer.json`, class names in logit
+    order, and the most word pieces per sentence (the encoder's position table)."""
+
+    tokenizer: Path
+    classes: list[str]
+    max_length: int = 512
+
+
+def from_onnx(
+    model: Path,
+    calibration: Path,
+    evaluation: Path | None,
+    *,
+    name: str,
+    text: TextFront | None = None,
+) -> Trained:
+    """A build input from files: the given model is the fp32 reference (with `text`, the encoder
+    behind its tokenizer, so the artifact takes sentences)."""
     artifact = model_bytes(model)  # external data read in: the pipeline compresses one graph
+    if text is not None:
+        artifact = _text_model(artifact, text)
     manifest, _ = manifest_for(artifact, name=name)
     cal, _ = check_data(load_npz(calibration, "calibration"), manifest, "calibration")
     if evaluation is None:
@@ -85,6 +106,25 @@ def from_onnx(model: Path, calibration: Path, evaluation: Path | None, *, name: 
         source={
             "framework": "onnx (brought by the user)",
             "file": model.name,
+            **({"tokenizer": text.tokenizer.name, "classes": text.classes} if text else {}),
             "evaluated_on": "eval data" if evaluation else "calibration data (no --eval given)",
         },
     )
+
+
+def _text_model(encoder: bytes, text: TextFront) -> bytes:
+    import orjson
+
+    from .textgraph import text_classifier
+
+    if not text.classes or len(set(text.classes)) != len(text.classes):
+        raise BuildError("--classes must name each class once, in the order of the logits")
+    try:
+        document = orjson.loads(text.tokenizer.read_bytes())
+    except OSError as exc:
+        raise BuildError(f"cannot read the tokenizer {text.tokenizer}: {exc}") from None
+    except orjson.JSONDecodeError as exc:
+        raise BuildError(f"{text.tokenizer} is not a tokenizer.json (JSON): {exc}") from None
+    if not isinstance(document, dict):
+        raise BuildError(f"{text.tokenizer} is not a tokenizer.json document")
+    return text_classifier(encoder, document, text.classes, max_length=text.max_length)

@@ -144,7 +144,8 @@ def _pair(item: str) -> tuple[str, str]:
 @app.command("build")
 def build_command(
     example: Annotated[
-        str | None, typer.Argument(help="cnn, digits, tabular or text (or use --from-onnx)")
+        str | None,
+        typer.Argument(help="cnn, digits, tabular, text or transformer (or use --from-onnx)"),
     ] = None,
     quantize: Annotated[
         str, typer.Option(help="none, fp16, int8-dynamic or int8-static (calibrated)")
@@ -177,10 +178,31 @@ def build_command(
     target: Annotated[
         str, typer.Option(help="cpu (the Lambda functions) or gpu (the GPU endpoint)")
     ] = "cpu",
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(
+            help="tokenizer.json (WordPiece) to put in front of the --from-onnx encoder: "
+            "the model then takes text"
+        ),
+    ] = None,
+    classes: Annotated[
+        str | None, typer.Option(help="Class names in logit order, comma-separated (--tokenizer)")
+    ] = None,
+    max_length: Annotated[
+        int, typer.Option(help="Word pieces per sentence, [CLS] and [SEP] included (--tokenizer)")
+    ] = 512,
 ) -> None:
     """Train (or load), optimize, quantize, validate against fp32 and publish a model."""
     from model_build.build_cli import run_build
+    from model_build.byo import TextFront
+    from model_build.compress import BuildError
     from model_build.gate import Thresholds
+
+    text = None
+    if tokenizer is not None:
+        if not classes:
+            raise BuildError("--tokenizer needs --classes NAME,NAME,... (one per logit, in order)")
+        text = TextFront(tokenizer, [c.strip() for c in classes.split(",")], max_length)
 
     result = run_build(
         example=example,
@@ -195,6 +217,7 @@ def build_command(
         quick=quick,
         console=err,
         target=target,
+        text=text,
     )
     out.print(result.candidate.version)
 

@@ -190,3 +190,56 @@ def test_an_onnx_graph_with_the_tokenizer_is_a_valid_model(built: Path) -> None:
     onnx.checker.check_model(model)
     assert {(o.domain, o.version) for o in model.opset_import} >= {("ai.onnx.contrib", 1)}
     assert len({o.domain for o in model.opset_import}) == len(model.opset_import)
+
+
+def test_bring_your_own_encoder_and_tokenizer_json(
+    tmp_path: Path, transformer: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from model_build.examples.transformer import export_encoder
+
+    # Given an encoder exported elsewhere (here: a small BERT, random weights) and its tokenizer
+    texts = texts_of(transformer, 24)
+    tokenizer = train_tokenizer(texts, vocabulary=300)
+    (tmp_path / "tokenizer.json").write_text(tokenizer.to_str())
+    torch.manual_seed(1)
+    config = BertConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=MAX_LENGTH,
+        num_labels=3,
+    )
+    model = BertForSequenceClassification(config).eval()
+    (tmp_path / "encoder.onnx").write_bytes(export_encoder(model, encode(tokenizer, texts[:2])))
+    np.savez(tmp_path / "cal.npz", text=np.asarray(texts[:16]))
+    np.savez(tmp_path / "eval.npz", text=np.asarray(texts), labels=np.arange(len(texts)) % 3)
+    store = tmp_path / "store"
+    # When it is built with the CLI, the tokenizer put in front
+    monkeypatch.setenv("COLUMNS", "200")
+    args = ["build", "--from-onnx", str(tmp_path / "encoder.onnx"), "--name", "byo"]
+    args += ["--tokenizer", str(tmp_path / "tokenizer.json"), "--classes", "red,green,blue"]
+    args += ["--max-length", str(MAX_LENGTH), "--calibration", str(tmp_path / "cal.npz")]
+    args += ["--eval", str(tmp_path / "eval.npz"), "--store", str(store)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    # Then the artifact takes text and answers as the encoder does on `tokenizers`' ids
+    manifest = Repository(LocalStore(store)).manifest("byo", 1)
+    assert manifest.custom_ops == ("onnxruntime-extensions",)
+    assert manifest.source["classes"] == ["red", "green", "blue"]
+    artifact = (store / "models" / "byo" / "1" / "model.onnx").read_bytes()
+    served = raw_outputs(artifact, {"text": np.asarray(texts, dtype=object)})
+    with torch.no_grad():
+        ids = {k: torch.from_numpy(v) for k, v in encode(tokenizer, texts).items()}
+        probabilities = torch.softmax(model(**ids).logits, dim=-1).numpy()
+    np.testing.assert_allclose(served["probabilities"], probabilities, rtol=1e-4, atol=1e-5)
+    names = np.asarray(["red", "green", "blue"])[probabilities.argmax(axis=1)]
+    assert served["label"].tolist() == names.tolist()
+    # And a tokenizer without its class names is a clear refusal
+    refused = CliRunner().invoke(app, args[:6] + args[8:])
+    assert isinstance(refused.exception, BuildError)  # `maas` prints it as one line, exit 1
+    assert "--tokenizer needs --classes NAME,NAME" in str(refused.exception)
