@@ -120,7 +120,7 @@ def summary(result: BuildResult) -> Table:
         "accuracy",
         "agreement",
         "max |diff|",
-        "latency vs fp32",
+        f"latency vs fp32, batch {m['latency_batch']} / 1",
     ):
         table.add_column(column, justify="left" if column == "artifact" else "right")
     if result.reference is not None:
@@ -132,7 +132,7 @@ def summary(result: BuildResult) -> Table:
             _num(m, "reference_accuracy"),
             "1.0000",
             "0",
-            "1.00x",
+            "1.00x / 1.00x",
         )
     candidate = result.candidate
     table.add_row(
@@ -143,7 +143,6 @@ def summary(result: BuildResult) -> Table:
         _num(m, "accuracy"),
         _num(m, "agreement"),
         _num(m, "max_abs_diff", "{:.3g}"),
-        f"{m['latency_ratio']:.2f}x (batch {m['latency_batch']}), "
-        f"{m.get('latency_ratio_batch1', 0):.2f}x (batch 1)",
+        f"{m['latency_ratio']:.2f}x / {m.get('latency_ratio_batch1', 0):.2f}x",
     )
     return table

@@ -99,6 +99,7 @@ def run_demo(*, store: str, port: int, console: Console) -> None:
             "digits": _digits_over_http(port, built["digits"], console),
             "text": _text_over_http(port, built["text"], console),
         }
+        scores["transformer"], answers = _transformer_over_http(port, built["transformer"], console)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -114,6 +115,7 @@ def run_demo(*, store: str, port: int, console: Console) -> None:
         raise MaasError("the Lambda handler's digits labels differ from those served over HTTP")
     console.print(f"digits through the Lambda handler: {len(labels)} rows, same labels as HTTP")
     _through_lambda(digits.eval_inputs["pixels"][:5], labels[:5], console)
+    _text_through_lambda(answers, console)
     line = next(r for r in reversed(logs.getvalue().splitlines()) if '"message":"request"' in r)
     console.print("the handler's log line for that request (also its EMF metrics):")
     console.print(line, soft_wrap=True, highlight=False)
@@ -122,7 +124,7 @@ def run_demo(*, store: str, port: int, console: Console) -> None:
     _report(scores, console)
 
 
-PLAN = (("digits", "none"), ("cnn", "int8-static"), ("text", "none"))
+PLAN = (("digits", "none"), ("cnn", "int8-static"), ("text", "none"), ("transformer", "none"))
 
 
 def _build(name: str, mode: str, repo: Repository, console: Console) -> Trained:
@@ -195,6 +197,35 @@ def _text_over_http(port: int, text: Trained, console: Console) -> tuple[float, 
     for message, label in list(zip(messages, predicted, strict=True))[:3]:
         console.print(f"text: {message!r} -> {label}")
     return float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)])), len(truth)
+
+
+def _transformer_over_http(
+    port: int, trained: Trained, console: Console
+) -> tuple[tuple[float, int], list[str]]:
+    """Sentences in, labels out (the tokenizer runs in the graph); the score, and the labels of
+    the sentences in events/apigw-v2-infer-text.json."""
+    texts = trained.eval_inputs["text"]
+    labels = _predict_v2(port=port, name="transformer", inputs={"text": texts}, output="label")
+    classes = trained.source["classes"]
+    assert trained.eval_labels is not None
+    truth = np.asarray([classes[i] for i in trained.eval_labels])
+    event = orjson.loads(load_event("apigw-v2-infer-text.json")["body"])
+    sentences = event["inputs"][0]["data"]
+    answered = _predict_v2(
+        port=port, name="transformer", inputs={"text": np.asarray(sentences)}, output="label"
+    )
+    for sentence, label in zip(sentences, answered.tolist(), strict=True):
+        console.print(f"transformer: {sentence!r} -> {label}")
+    return (float(np.mean(labels == truth)), len(truth)), answered.tolist()
+
+
+def _text_through_lambda(expected: list[str], console: Console) -> None:
+    response = invoke_api(load_event("apigw-v2-infer-text.json"))
+    result = _expect(response["statusCode"], response["body"].encode(), "the Lambda handler")
+    labels = next(o["data"] for o in result["outputs"] if o["name"] == "label")
+    console.print(f"apigw-v2-infer-text.json (3 sentences): labels {labels}")
+    if labels != expected:
+        raise MaasError(f"the Lambda handler's text labels {labels} differ from HTTP's {expected}")
 
 
 def _through_lambda(x: np.ndarray, expected: np.ndarray, console: Console) -> None:

@@ -8,9 +8,9 @@ read as a pair), so a `Loop` runs it once per row, pads each row to `max_length`
 then cut to its longest row: the encoder never runs on padding it does not need. After the
 encoder: `Softmax` (probabilities), `ArgMax` and a `Gather` from the class names (label).
 
-Where onnxruntime-extensions and `tokenizers` differ (docs/models.md): accents are stripped and
-letters lowercased only in Latin-1, Cyrillic and some Greek, and full-width punctuation does not
-split words; English text tokenizes the same (tested).
+Where onnxruntime-extensions and `tokenizers` differ (README, "Transformers"): accents are
+stripped and letters lowercased only in Latin-1, Cyrillic and some Greek, and full-width
+punctuation does not split words; English text tokenizes the same (tested).
 """
 
 from __future__ import annotations
