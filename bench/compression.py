@@ -1,4 +1,5 @@
-"""`python -m bench.compression`: each compressed CNN artifact against fp32, in one run.
+"""`python -m bench.compression`: each compressed artifact of an example (the CNN by default,
+`--example transformer` for the text transformer) against fp32, in one run.
 
 Size, held-out accuracy and agreement, and onnxruntime time per `session.run` relative to the
 fp32 reference at several batch sizes. Timings are interleaved (every artifact measured in turn,
@@ -24,6 +25,7 @@ from functions.core.sessions import make_session, usable_cpus
 from model_build.compress import BuildError, optimize, quantize
 from model_build.examples import EXAMPLES
 from model_build.gate import predictions
+from model_build.inspect_onnx import custom_ops_of
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("none", "fp16", "int8-dynamic", "int8-static")
@@ -34,14 +36,20 @@ def _timer(session: ort.InferenceSession, feed: dict[str, np.ndarray]) -> Callab
 
 
 def run(
-    *, quick: bool, seconds: float, rounds: int, batches: list[int], threads: list[int]
+    *,
+    quick: bool,
+    seconds: float,
+    rounds: int,
+    batches: list[int],
+    threads: list[int],
+    example: str = "cnn",
 ) -> list[dict[str, Any]]:
-    """Build every artifact of the CNN and measure it; return one row per mode and batch."""
+    """Build every artifact of `example` and measure it; return one row per mode and batch."""
     console = Console()
-    with console.status("training the CNN..."):
-        trained = EXAMPLES["cnn"].train(quick, None)
+    with console.status(f"training {example}..."):
+        trained = EXAMPLES[example].train(quick, None)
     reference = optimize(trained.onnx_bytes)
-    images, labels = trained.eval_inputs["image"], trained.eval_labels
+    labels = trained.eval_labels
     artifacts: dict[str, bytes] = {}
     for mode in MODES:
         try:
@@ -50,19 +58,23 @@ def run(
             console.print(f"{mode}: not built: {exc}")
     rows: list[dict[str, Any]] = []
     for count in threads:
-        sessions = {mode: make_session(model, count) for mode, model in artifacts.items()}
+        sessions = {
+            mode: make_session(model, count, custom_ops=custom_ops_of(model))
+            for mode, model in artifacts.items()
+        }
         rows += _measure(
             sessions,
             artifacts,
             reference,
             trained.eval_inputs,
+            trained.score_output,
             labels,
             batches,
             count,
             seconds,
             rounds,
         )
-    _print(console, rows, len(images))
+    _print(console, rows, example, len(labels) if labels is not None else 0)
     return rows
 
 
@@ -71,24 +83,24 @@ def _measure(
     artifacts: dict[str, bytes],
     reference: bytes,
     inputs: dict[str, np.ndarray],
+    score: str,
     labels: Any,
     batches: list[int],
     threads: int,
     seconds: float,
     rounds: int,
 ) -> list[dict[str, Any]]:
-    images = inputs["image"]
-    ref_top1 = predictions(sessions["none"].run(None, {"image": images})[0])
+    ref_top1 = predictions(sessions["none"].run([score], inputs)[0])
     rows: list[dict[str, Any]] = []
     for batch in batches:
-        feed = {"image": np.ascontiguousarray(images[:batch])}
+        feed = {name: np.ascontiguousarray(array[:batch]) for name, array in inputs.items()}
         samples: dict[str, list[float]] = {mode: [] for mode in sessions}
         for _ in range(rounds):
             for mode, session in sessions.items():
                 samples[mode].append(measure(_timer(session, feed), seconds=seconds).p50_us)
         base = float(np.median(samples["none"]))
         for mode, session in sessions.items():
-            top1 = predictions(session.run(None, {"image": images})[0])
+            top1 = predictions(session.run([score], inputs)[0])
             p50 = float(np.median(samples[mode]))
             rows.append(
                 {
@@ -106,8 +118,8 @@ def _measure(
     return rows
 
 
-def _print(console: Console, rows: list[dict[str, Any]], images: int) -> None:
-    table = Table(title=f"CNN artifacts vs fp32 ({images} held-out images)")
+def _print(console: Console, rows: list[dict[str, Any]], example: str, held_out: int) -> None:
+    table = Table(title=f"{example} artifacts vs fp32 ({held_out} held-out rows)")
     columns = ("mode", "threads", "batch", "size", "size vs fp32", "accuracy", "agreement")
     for column in (*columns, "p50 µs", "time vs fp32"):
         table.add_column(column, justify="left" if column == "mode" else "right")
@@ -129,14 +141,18 @@ def _print(console: Console, rows: list[dict[str, Any]], images: int) -> None:
 def main() -> None:
     """Parse options, run, write JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.compression", description=__doc__)
+    parser.add_argument("--example", default="cnn", choices=["cnn", "transformer"])
     parser.add_argument("--quick", action="store_true", help="train briefly (tests)")
     parser.add_argument("--seconds", type=float, default=0.5, help="sampling time per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per batch")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 360])
     parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, usable_cpus()}))
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "compression.json")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    name = "compression" if args.example == "cnn" else f"compression-{args.example}"
+    args.out = args.out or ROOT / "bench" / "results" / f"{name}.json"
     rows = run(
+        example=args.example,
         quick=args.quick,
         seconds=args.seconds,
         rounds=args.rounds,

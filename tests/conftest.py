@@ -78,12 +78,16 @@ def artifacts(digits: TrainedModel) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
-def served_store(tmp_path_factory: pytest.TempPathFactory, artifacts: dict[str, bytes]) -> Path:
-    """A local store with every test model published (digits aliased `prod`)."""
+def served_store(
+    tmp_path_factory: pytest.TempPathFactory, artifacts: dict[str, bytes], transformer: Trained
+) -> Path:
+    """A local store with every test model published (digits aliased `prod`), and the
+    transformer (events/apigw-v2-infer-text.json asks it)."""
     root = tmp_path_factory.mktemp("store")
     repo = Repository(LocalStore(root))
     for name, artifact in artifacts.items():
         publish(repo, name, artifact, alias="prod" if name == "digits" else None)
+    publish(repo, "transformer", transformer.onnx_bytes)
     return root
 
 

@@ -50,7 +50,9 @@ def test_bench_runs_and_reports_ratios(tmp_path: Path) -> None:
         row["ratio_to_raw"] == 1.0 for row in doc["rows"] if row["layer"] == "raw session.run"
     )
     assert set(doc["throughput_rps"]) == {"maas serve", "naive Flask"}
-    assert 50 < doc["bundle_mb"] < 150
+    # a sanity range, not the budget: 144 MB, then 151.5 with onnxruntime-extensions (7.5 MB);
+    # issue 16 brings it back down
+    assert 50 < doc["bundle_mb"] < 160
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

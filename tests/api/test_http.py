@@ -186,6 +186,7 @@ def test_repository_index(http: httpx.Client) -> None:
         ("multi", "1"),
         ("types", "1"),
         ("fixed", "1"),
+        ("transformer", "1"),
     }
     ready = http.post("/v2/repository/index", json={"ready": True}).json()
     assert {"name": "digits", "version": "1", "state": "READY", "reason": ""} in ready

@@ -142,11 +142,12 @@ def cases(cnn: Trained, files: dict[str, Path], tmp_path: Path) -> list[tuple[li
         ),
         (
             ["build", "resnet"],
-            "error: unknown example 'resnet'; choose one of cnn, digits, tabular, text",
+            "error: unknown example 'resnet'; choose one of cnn, digits, tabular, text, transformer",
         ),
         (
             ["build", "cnn", "--from-onnx", model],
-            "error: give an EXAMPLE (cnn, digits, tabular, text) or --from-onnx MODEL.onnx, not both",
+            "error: give an EXAMPLE (cnn, digits, tabular, text, transformer) or --from-onnx "
+            "MODEL.onnx, not both",
         ),
         (
             ["build", "text", "--quantize", "int4"],
