@@ -73,7 +73,7 @@ class TextFront:
 
     tokenizer: Path
     classes: list[str]
-    max_length: int = 512
+    max_length: int | None = None  # None: where tokenizer.json truncates, else 512
 
 
 def from_onnx(

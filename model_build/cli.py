@@ -189,8 +189,12 @@ def build_command(
         str | None, typer.Option(help="Class names in logit order, comma-separated (--tokenizer)")
     ] = None,
     max_length: Annotated[
-        int, typer.Option(help="Word pieces per sentence, [CLS] and [SEP] included (--tokenizer)")
-    ] = 512,
+        int | None,
+        typer.Option(
+            help="Word pieces per sentence, [CLS] and [SEP] included (--tokenizer); default: "
+            "where tokenizer.json truncates, else 512"
+        ),
+    ] = None,
 ) -> None:
     """Train (or load), optimize, quantize, validate against fp32 and publish a model."""
     from model_build.build_cli import run_build

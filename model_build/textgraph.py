@@ -40,10 +40,18 @@ class WordPiece:
     pad: str
     pad_id: int
     prefix: str
+    max_length: int | None  # where the tokenizer truncates, if it says
 
 
 def wordpiece(document: dict[str, Any]) -> WordPiece:
     """Read a `tokenizer.json` document; refuse what the graph's tokenizer cannot reproduce."""
+    try:
+        return _wordpiece(document)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise BuildError(f"tokenizer.json is malformed: {type(exc).__name__}: {exc}") from None
+
+
+def _wordpiece(document: dict[str, Any]) -> WordPiece:
     model = document.get("model") or {}
     if model.get("type") != "WordPiece":
         raise BuildError(
@@ -85,6 +93,7 @@ def wordpiece(document: dict[str, Any]) -> WordPiece:
         pad=pad,
         pad_id=vocab.get(pad, 0),
         prefix=str(model.get("continuing_subword_prefix") or "##"),
+        max_length=(document.get("truncation") or {}).get("max_length"),
     )
 
 
@@ -178,7 +187,10 @@ def tokenizer_graph(
         oh.make_node(
             "ReduceSum", [padded["attention_mask"], "tok_axis1"], ["tok_lengths"], keepdims=0
         ),
-        oh.make_node("ReduceMax", ["tok_lengths"], ["tok_longest"], keepdims=1),
+        oh.make_node("ReduceMax", ["tok_lengths"], ["tok_longest_row"], keepdims=1),
+        # never under [CLS] [SEP]: an empty batch gives empty outputs, not a 0-long sequence
+        constant("tok_shortest", np.array([2], np.int64)),
+        oh.make_node("Max", ["tok_longest_row", "tok_shortest"], ["tok_longest"]),
         *(
             oh.make_node("Slice", [padded[name], "tok_start", "tok_longest", "tok_axis1"], [name])
             for name in outputs
@@ -197,16 +209,39 @@ def tokenizer_graph(
     )
 
 
+ADDED = ("text", "label", "probabilities", "post_classes", "post_best")
+DEFAULT_MAX_LENGTH = 512  # BERT's position table, where neither the caller nor the tokenizer says
+
+
 def text_classifier(
-    encoder: bytes, tokenizer: dict[str, Any], classes: list[str], *, max_length: int
+    encoder: bytes, tokenizer: dict[str, Any], classes: list[str], *, max_length: int | None = None
 ) -> bytes:
-    """The encoder (token ids in, logits out) with the tokenizer before it and labels after."""
+    """The encoder (token ids in, logits out) with the tokenizer before it and labels after.
+
+    `max_length` (word pieces, [CLS] and [SEP] included) defaults to where the tokenizer
+    truncates, else 512: it must not exceed the encoder's position table.
+    """
     import onnx
     from onnx import TensorProto
     from onnx import helper as oh
 
+    spec = wordpiece(tokenizer)
+    max_length = max_length or spec.max_length or DEFAULT_MAX_LENGTH
     model = onnx.load_model_from_string(encoder)
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset < 13:
+        raise BuildError(
+            f"the encoder is opset {opset}; the tokenizer graph needs 13 or later (re-export it, "
+            "or convert it with onnx.version_converter)"
+        )
     graph = model.graph
+    used = {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output}
+    taken = sorted(n for n in used if n in ADDED or n.startswith("tok_"))
+    if taken:
+        raise BuildError(
+            f"the encoder already uses {', '.join(taken)}: names the text model adds around it "
+            "(rename them in the encoder)"
+        )
     initialized = {t.name for t in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in initialized]
     unknown = sorted(set(inputs) - set(ENCODER_INPUTS))
@@ -241,9 +276,8 @@ def text_classifier(
             oh.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(classes)]),
         ]
     )
-    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     front = tokenizer_graph(
-        wordpiece(tokenizer),
+        spec,
         max_length=max_length,
         outputs=tuple(n for n in ENCODER_INPUTS if n in inputs),
         opset=opset,

@@ -21,7 +21,7 @@ from .observe import ModelLoad
 from .store import Store, artifact_key
 
 _RECORD = ".verified.json"  # per artifact, in the root: where its verified files are, and how
-# each looked on disk (size, mtime, inode) when it was verified
+# each looked on disk (size, mtime, ctime, inode, device) when it was verified
 _GB = 1e9
 
 
@@ -159,13 +159,23 @@ class ArtifactCache:
     def _refuse_links(folder: Path, label: str) -> None:
         """onnxruntime opens whatever the graph names inside the folder it is given: in the
         store's own folder, a link (to /etc/passwd, or to another model) is refused outright."""
-        for here, dirs, files in os.walk(folder):
-            for name in (*dirs, *files):
-                if os.path.islink(os.path.join(here, name)):
-                    where = Path(here, name).relative_to(folder).as_posix()
-                    raise ModelUnavailable(
-                        f"{label}: refusing the store's folder {folder}: {where} is a symbolic link"
-                    )
+
+        def unreadable(error: OSError) -> None:  # a folder it cannot list could hide a link
+            raise error
+
+        try:
+            for here, dirs, files in os.walk(folder, onerror=unreadable):
+                for name in (*dirs, *files):
+                    if os.path.islink(os.path.join(here, name)):
+                        where = Path(here, name).relative_to(folder).as_posix()
+                        raise ModelUnavailable(
+                            f"{label}: refusing the store's folder {folder}: "
+                            f"{where} is a symbolic link"
+                        )
+        except OSError as exc:
+            raise ModelUnavailable(
+                f"{label}: cannot check the store's folder {folder}: {exc}"
+            ) from None
 
     def _download(
         self, store: Store, manifest: Manifest, file: ArtifactFile, staging: Path
@@ -239,7 +249,14 @@ class ArtifactCache:
         record = {}
         for each in manifest.files:
             info = (folder / each.path).stat()
-            record[each.path] = [info.st_size, info.st_mtime_ns, info.st_ino]
+            # ctime too: a copy that keeps the old mtime (`cp -p`, `touch -r`) still changes it
+            record[each.path] = [
+                info.st_size,
+                info.st_mtime_ns,
+                info.st_ctime_ns,
+                info.st_ino,
+                info.st_dev,
+            ]
         return record
 
     def _record_path(self, artifact_id: str) -> Path:

@@ -367,6 +367,26 @@ def test_a_downloaded_folder_is_reused_without_reading_it_and_refetched_when_tou
     assert data.read_bytes() == (graph.parent / "model.onnx.data").read_bytes()
 
 
+def test_a_download_is_timed_and_a_tampered_object_is_refused_with_nothing_left(
+    tmp_path: Path, bucket: str
+) -> None:
+    repo, manifest, _ = _published(tmp_path, f"s3://{bucket}")
+    settings = settings_for(f"s3://{bucket}", tmp_path / "cache")
+    loads: list[ModelLoad] = []
+    registry = runtime_for(settings).registry
+    registry.observer = _recording(loads)
+    registry.runner("emb", "1")
+    assert (loads[0].in_place, loads[0].download_seconds > 0) == (False, True)
+    # The same-size object altered in the bucket: a new environment downloads it and refuses it
+    key = f"models/emb/{manifest.version}/model.onnx.data"
+    content = bytearray(repo.store.read(key))
+    content[-1] ^= 1
+    repo.store.write(key, bytes(content))
+    with pytest.raises(ModelUnavailable, match="model.onnx.data does not match the manifest"):
+        runtime_for(settings_for(f"s3://{bucket}", tmp_path / "other")).registry.runner("emb", "1")
+    assert not [p for p in (tmp_path / "other").rglob("*") if p.is_file()]
+
+
 def test_a_local_store_is_verified_in_place_once_and_again_when_touched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -388,8 +408,13 @@ def test_a_local_store_is_verified_in_place_once_and_again_when_touched(
     with monkeypatch.context() as patched:
         _no_hashing(patched)
         assert second.registry.cache.fetch(repo.store, manifest) == stored / "model.onnx"
-    # A store file changed since is hashed again, and refused
-    _flip_first_byte(stored / "model.onnx.data")
+    # A store file changed since, its mtime put back as it was (`cp -p` does), is noticed
+    data = stored / "model.onnx.data"
+    before = data.stat()
+    content = bytearray(data.read_bytes())
+    content[0] ^= 1
+    data.write_bytes(bytes(content))
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))
     with pytest.raises(ModelUnavailable, match="model.onnx.data does not match the manifest"):
         runtime_for(settings).registry.runner("emb", "1")
 

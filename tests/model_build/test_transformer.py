@@ -131,6 +131,12 @@ def test_v2_v1_and_the_lambda_handler_answer_as_raw_onnxruntime(
     assert {o["name"]: o["data"] for o in doc["outputs"]}["label"] == expected["label"].tolist()
 
 
+def test_an_empty_batch_gets_empty_answers(built: Path) -> None:
+    artifact = (built / "models" / "transformer" / "2" / "model.onnx").read_bytes()
+    out = raw_outputs(artifact, {"text": np.asarray([], dtype=object)})
+    assert out["label"].shape == (0,) and out["probabilities"].shape == (0, 4)
+
+
 def test_the_custom_op_library_is_registered_only_for_models_that_name_it(
     built: Path, artifacts: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,3 +249,46 @@ def test_bring_your_own_encoder_and_tokenizer_json(
     refused = CliRunner().invoke(app, args[:6] + args[8:])
     assert isinstance(refused.exception, BuildError)  # `maas` prints it as one line, exit 1
     assert "--tokenizer needs --classes NAME,NAME" in str(refused.exception)
+
+
+def _tiny_encoder(opset: int, logits: str = "logits") -> bytes:
+    """input_ids -> mean of a 2-wide embedding: [batch, 2] logits (no torch needed)."""
+    from onnx import TensorProto
+    from onnx import helper as oh
+
+    table = oh.make_tensor("table", TensorProto.FLOAT, [1000, 2], [0.01 * i for i in range(2000)])
+    nodes = [
+        oh.make_node("Gather", ["table", "input_ids"], ["rows"]),
+        oh.make_node("ReduceMean", ["rows"], [logits], axes=[1], keepdims=0),
+    ]
+    graph = oh.make_graph(
+        nodes,
+        "tiny",
+        [oh.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])],
+        [oh.make_tensor_value_info(logits, TensorProto.FLOAT, ["batch", 2])],
+        [table],
+    )
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", opset)], ir_version=8)
+    return bytes(model.SerializeToString())
+
+
+def test_encoders_the_text_model_cannot_wrap_are_refused_and_max_length_follows_the_tokenizer(
+    transformer: Trained,
+) -> None:
+    from model_build.textgraph import text_classifier
+
+    document = orjson.loads(train_tokenizer(texts_of(transformer, 30)).to_str())
+    with pytest.raises(BuildError, match="the encoder is opset 12; the tokenizer graph needs 13"):
+        text_classifier(_tiny_encoder(12), document, ["a", "b"])
+    with pytest.raises(BuildError, match="the encoder already uses probabilities"):
+        text_classifier(_tiny_encoder(17, logits="probabilities"), document, ["a", "b"])
+    # No --max-length: the tokenizer's own truncation (the example's 64), not 512
+    model = onnx.load_model_from_string(text_classifier(_tiny_encoder(17), document, ["a", "b"]))
+    loop = next(n for n in model.graph.node if n.op_type == "Loop")
+    body = next(a.g for a in loop.attribute if a.name == "body")
+    tokenizer = next(n for n in body.node if n.op_type == "BertTokenizer")
+    assert onnx.helper.get_node_attr_value(tokenizer, "max_length") == MAX_LENGTH
+    out = raw_outputs(
+        onnx.ModelProto.SerializeToString(model), {"text": np.asarray(["refund " * 200], object)}
+    )
+    assert out["probabilities"].shape == (1, 2)

@@ -105,7 +105,7 @@ def test_external_data_that_leaves_the_model_is_refused_at_load(tmp_path: Path) 
         cache=ArtifactCache(tmp_path / "cache"),
         session_factory=OrtSessionFactory(intra_op_threads=1),
     )
-    # Then loading refuses it: the session is made from the cache folder, and onnxruntime will
+    # Then loading refuses it: the session is made from the artifact's folder, and onnxruntime will
     # not follow a location out of it
     with pytest.raises(
         ModelUnavailable, match="model 'escape' version 1 cannot be loaded.*escapes"
