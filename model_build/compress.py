@@ -182,7 +182,8 @@ def _sort_topologically(graph: Any) -> None:
 def _dynamic(src: Path, dst: Path) -> dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    ops = sorted(_op_types(src.read_bytes()) & {"MatMul", "Gemm", "Attention", "LSTM", "GRU"})
+    present = _op_types(src.read_bytes())
+    ops = sorted(present & {"MatMul", "Gemm", "Attention", "LSTM", "GRU"})
     if not ops:
         raise BuildError(
             "nothing to quantize dynamically: the model has no MatMul, Gemm, Attention, LSTM or "
@@ -191,7 +192,7 @@ def _dynamic(src: Path, dst: Path) -> dict[str, Any]:
     # The quantizer rewrites Gemm as MatMul + Add before quantizing, so MatMul must be eligible.
     # Embedding tables (Gather from a weight) are stored int8 too: in a small transformer they
     # are a third of the weights, and the gate judges what that costs.
-    gathers = {"Gather"} & _op_types(src.read_bytes())
+    gathers = {"Gather"} & present
     eligible = sorted({*ops, "MatMul", *gathers} if "Gemm" in ops else {*ops, *gathers})
     # Per channel: a scale per output column, closer to fp32, and no slower here (measured)
     quantize_dynamic(

@@ -279,7 +279,7 @@ def _describe(
     outputs = _specs(session.get_outputs(), "output", warnings)
     if not outputs:
         raise ArtifactError("the model has no tensor outputs: " + "; ".join(warnings))
-    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    opset = default_opset(model)
     meta = {
         "producer": f"{model.producer_name} {model.producer_version}".strip(),
         "onnx": version("onnx"),
@@ -307,6 +307,11 @@ def _describe(
         custom_ops=custom_ops,
     )
     return manifest, [w + "; it is not served" for w in warnings]
+
+
+def default_opset(model: Any) -> int:
+    """The version of the default ONNX domain a model imports ("" or its alias "ai.onnx")."""
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
 def custom_ops_of(artifact: bytes) -> tuple[str, ...]:

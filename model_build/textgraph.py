@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .compress import BuildError
+from .inspect_onnx import default_opset
 
 ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 DOMAIN = "ai.onnx.contrib"
@@ -126,8 +127,11 @@ def tokenizer_graph(
             "Constant", [], [name], value=onnx.numpy_helper.from_array(np.asarray(value), name)
         )
 
-    rows = {"input_ids": "tok_ids_row", "attention_mask": "tok_mask_row"}
-    rows["token_type_ids"] = "tok_type_row"
+    rows = {
+        "input_ids": "tok_ids_row",
+        "attention_mask": "tok_mask_row",
+        "token_type_ids": "tok_type_row",
+    }
     body = oh.make_graph(
         [
             constant("tok_axis0", np.array([0], np.int64)),
@@ -228,7 +232,7 @@ def text_classifier(
     spec = wordpiece(tokenizer)
     max_length = max_length or spec.max_length or DEFAULT_MAX_LENGTH
     model = onnx.load_model_from_string(encoder)
-    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    opset = default_opset(model)
     if opset < 13:
         raise BuildError(
             f"the encoder is opset {opset}; the tokenizer graph needs 13 or later (re-export it, "

@@ -64,15 +64,15 @@ def export_encoder(model: Any, sample: dict[str, np.ndarray]) -> bytes:
 
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=MAX_LENGTH)
     axes = {0: batch, 1: sequence}
-    args = tuple(torch.from_numpy(sample[n]) for n in ("input_ids", "attention_mask"))
-    args += (torch.from_numpy(sample["token_type_ids"]),)
+    names = ["input_ids", "attention_mask", "token_type_ids"]  # the order forward() takes
+    args = tuple(torch.from_numpy(sample[n]) for n in names)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             model,
             args,
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            input_names=names,
             output_names=["logits"],
             dynamic_shapes=(axes, axes, axes),
             opset_version=18,
