@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: bench-heavy demo test lint typecheck security unit bench synth clean
+.PHONY: bench-heavy bench-peers demo test lint typecheck security unit bench synth clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: $(STAMP)  ## every layer as a ratio to raw onnxruntime, in one run
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.compression
 	$(BIN)/python -m bench.batch
+
+bench-peers: $(STAMP)  ## maas serve against MLServer, KServe and Flask (peers' environments made on demand)
+	command -v wrk >/dev/null || { test "$$(id -u)" = 0 && { apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; }; } || echo "wrk unavailable: the Python load generator is used"
+	$(BIN)/python -m bench.peers --plot docs/peers.png
 
 bench-heavy: $(STAMP)  ## heavy models (BERT-base, 2.46 GB external data): cold start, RSS, downloads
 	$(BIN)/python -m bench.heavy --paths

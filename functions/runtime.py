@@ -47,10 +47,13 @@ def build_runtime(
     *,
     telemetry: Telemetry | None = None,
     forwarder: Forwarder | None = None,
+    server: bool = False,
 ) -> Runtime:
     """Assemble a runtime from `settings`; models in `settings.preload` are loaded now.
 
     `telemetry` and `forwarder` replace the ones the settings would give (tests use them).
+    `server`: for `maas serve` and the GPU container, whose sessions do not spin between runs
+    unless `MAAS_ORT_SPINNING` says so (the event loop shares the cores).
     """
     from functions import __version__
 
@@ -66,6 +69,7 @@ def build_runtime(
         session_factory=OrtSessionFactory(
             intra_op_threads=settings.intra_op_threads or cpu_budget().threads,
             device=settings.device,
+            spinning=not server if settings.ort_spinning is None else settings.ort_spinning,
         ),
         max_models=settings.max_models,
         alias_ttl=settings.alias_ttl_seconds,
@@ -89,13 +93,14 @@ _runtime: Runtime | None = None
 _building = threading.Lock()
 
 
-def get_runtime() -> Runtime:
-    """The process's runtime: the one `set_runtime` gave, else built from the environment."""
+def get_runtime(*, server: bool = False) -> Runtime:
+    """The process's runtime: the one `set_runtime` gave, else built from the environment
+    (`server`: see `build_runtime`)."""
     global _runtime
     if _runtime is None:
         with _building:
             if _runtime is None:
-                _runtime = build_runtime(get_settings())
+                _runtime = build_runtime(get_settings(), server=server)
     return _runtime
 
 

@@ -44,6 +44,18 @@ class Settings(BaseSettings):
         25.0, gt=0, description="A run taking longer is stopped: 504"
     )
     serve_concurrency: int = Field(64, gt=0, description="Requests in flight in maas serve")
+    ort_spinning: bool | None = Field(
+        None,
+        description="onnxruntime's threads spin between runs; default: yes in the Lambda "
+        "functions, no in maas serve and the GPU container",
+    )
+    serve_batching: bool = Field(
+        True, description="maas serve: run concurrent requests for one model as one batch"
+    )
+    serve_batch_max_rows: int = Field(64, gt=0, description="Most rows in one batched run")
+    serve_batch_delay_ms: float = Field(
+        0.0, ge=0, le=1000, description="Longest a request waits for others to batch with"
+    )
     batch_chunk_rows: int = Field(4096, gt=0, description="Rows per chunk in batch jobs")
     batch_max_input_bytes: int = Field(
         2 * 1024**3, gt=0, description="Largest batch input file accepted"

@@ -42,7 +42,7 @@ class HandlerKind(StrEnum):
     batch = "batch"
 
 
-def _runtime(store: str, *, logs_to_stdout: bool = False) -> Runtime:
+def _runtime(store: str, *, logs_to_stdout: bool = False, server: bool = False) -> Runtime:
     """The process's runtime for `store`: the one every entry point uses, built from the CLI's
     options. Its log lines go to stderr, so stdout carries only the command's result, except
     for `maas serve`, whose request lines are its output."""
@@ -51,7 +51,9 @@ def _runtime(store: str, *, logs_to_stdout: bool = False) -> Runtime:
     from functions.telemetry import Telemetry
 
     stream = sys.stdout if logs_to_stdout else sys.stderr
-    runtime = build_runtime(Settings(store=store), telemetry=Telemetry(stream=stream))
+    runtime = build_runtime(
+        Settings(store=store), telemetry=Telemetry(stream=stream), server=server
+    )
     set_runtime(runtime)
     return runtime
 
@@ -310,7 +312,7 @@ def serve(
 
     from functions.api.app import create_server_app
 
-    application = create_server_app(_runtime(store, logs_to_stdout=True))
+    application = create_server_app(_runtime(store, logs_to_stdout=True, server=True))
     uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="off")
 
 

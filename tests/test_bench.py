@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,48 @@ def test_heavy_bench_runs_every_step_on_a_small_model(tmp_path: Path) -> None:
         assert doc["big_paths"][store]["maas_serve_equal"] is True
     assert set(doc["download_mb_per_s"]) == {"maas S3Store.download", "boto3 download_file"}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("maas-heavy-")]  # cleaned up
+
+
+def test_peer_bench_checks_outputs_and_reports_each_server(tmp_path: Path) -> None:
+    """maas serve (batching on and off) and the Flask baseline, the Python load generator (the
+    peers' own environments take minutes to create: `make bench-peers` runs them)."""
+    out = tmp_path / "peers.json"
+    args = ("--servers", "maas", "maas-unbatched", "flask", "--models", "mlp", "--clients", "2")
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.peers", *args, "--seconds", "1"]
+        + ["--batching-clients", "4", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PATH": str(Path(sys.executable).parent) + ":/usr/bin/nonexistent"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = orjson.loads(out.read_bytes())
+    assert doc["meta"]["generator"] == "python threads"
+    assert {s["server"]: s["status"] for s in doc["servers"]} == {
+        "maas": "ok",
+        "maas-unbatched": "ok",
+        "flask": "ok",
+    }
+    assert all(s["max_abs_diff"] < 1e-5 for s in doc["servers"])
+    cases = {(r["server"], r["case"], r["clients"]) for r in doc["rows"] if r["status"] == "ok"}
+    assert ("maas", "mlp b1 JSON", 4) in cases and ("maas-unbatched", "mlp b1 JSON", 4) in cases
+    assert ("flask", "mlp b32 JSON", 2) in cases and ("maas", "mlp b1 JSON", 2) in cases
+
+
+def test_serve_profile_attributes_samples_to_parts() -> None:
+    from bench.profile_serve import attribute
+
+    raw = "\n".join(
+        [
+            "main (x.py:1);run (onnxruntime/capi/session.py:9) 6",
+            "main (x.py:1);send (uvicorn/protocols/http/httptools_impl.py:522) 3",
+            "main (x.py:1);parse_infer (functions/core/oip.py:50);f (jsondoc.py:3) 1",
+        ]
+    )
+    assert attribute(raw) == {
+        "onnxruntime session.run": 60.0,
+        "uvicorn: HTTP parsing, socket writes": 30.0,
+        "parse the request (simdjson, checks)": 10.0,
+    }

@@ -14,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from functions.core.errors import PayloadTooLarge
 from functions.runtime import Runtime
 
+from .batching import Batcher
 from .body import read_body
-from .inference import match, serve_inference
+from .inference import Route, inference_steps, match, serve_inference
 from .replies import JSON, Reply, make_reply
 
 ASGIApp = Callable[
@@ -29,11 +30,23 @@ ASGIApp = Callable[
 
 
 class InferenceMiddleware:
-    """ASGI: infer and predict to `serve_inference` (in the thread pool); the rest to `app`."""
+    """ASGI: infer and predict to the one entry point; the rest to `app`.
+
+    A request for a model in memory is answered on the event loop, its run through the batcher
+    (`functions.api.batching`); one that must load the model, re-read an alias or forward to
+    the GPU endpoint (store and network calls) goes to the thread pool.
+    """
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
+        settings = runtime.settings
+        self.batcher = Batcher(
+            enabled=settings.serve_batching,
+            max_rows=settings.serve_batch_max_rows,
+            delay_seconds=settings.serve_batch_delay_ms / 1000,
+        )
+        self._on_loop = runtime.plane.forwarder is None
         # Request ids for clients that send none: unique per process start, a counter after it
         # (no random bytes per request).
         self._prefix = os.urandom(4).hex()
@@ -64,16 +77,26 @@ class InferenceMiddleware:
                 refused=exc,
             )
         else:
-            reply = await run_in_threadpool(
-                serve_inference,
-                self.runtime,
-                route,
-                body,
-                headers,
-                request_id=request_id,
-                started=started,
-            )
+            reply = await self._serve(route, body, headers, request_id, started)
         await send_reply(send, reply)
+
+    async def _serve(
+        self, route: Route, body: bytes, headers: dict[str, str], request_id: str, started: float
+    ) -> Reply:
+        if self._on_loop and self.runtime.registry.ready(route.name, route.version):
+            steps = inference_steps(
+                self.runtime, route, body, headers, request_id=request_id, started=started
+            )
+            return await self.batcher.serve(steps)
+        return await run_in_threadpool(
+            serve_inference,
+            self.runtime,
+            route,
+            body,
+            headers,
+            request_id=request_id,
+            started=started,
+        )
 
     async def _other(
         self, scope: dict[str, Any], receive: Any, send: Any, started: float, request_id: str

@@ -3,7 +3,8 @@
 The Lambda handler, `maas serve`'s middleware, the FastAPI routes and the GPU container's
 /invocations all call `serve_inference`: it runs the data plane within the time budget, maps
 every exception to a reply through the one error table, and writes the request's log line and
-metrics. It never raises.
+metrics. It never raises. `maas serve` drives the same steps (`inference_steps`) on its event
+loop, where the model run may be batched with other requests' (`functions.api.batching`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from functions.core.dataplane import Steps, run_steps
 from functions.core.errors import MaasError
 from functions.core.oip import HEADER_LENGTH
 from functions.runtime import Runtime
@@ -58,6 +60,32 @@ def serve_inference(
 
     `refused`: the transport already refused the request (a body over the limit, unread).
     """
+    return run_steps(
+        inference_steps(
+            runtime,
+            route,
+            body,
+            headers,
+            budget=budget,
+            request_id=request_id,
+            started=started,
+            refused=refused,
+        )
+    )
+
+
+def inference_steps(
+    runtime: Runtime,
+    route: Route,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    budget: float | None = None,
+    request_id: str | None = None,
+    started: float | None = None,
+    refused: MaasError | None = None,
+) -> Steps[Reply]:
+    """`serve_inference` as steps: it yields the model run it needs (`Steps`)."""
     started = time.perf_counter() if started is None else started
     token = current_request.set(request_id)
     version: int | None = None
@@ -66,11 +94,11 @@ def serve_inference(
         if refused is not None:
             raise refused
         if runtime.telemetry.tracer is None:
-            reply, version = _answer(runtime, route, body, headers, budget)
+            reply, version = yield from _answer(runtime, route, body, headers, budget)
         else:
             span = runtime.telemetry.span("## inference", model=route.name, ref=route.version)
             with span as segment:
-                reply, version = _answer(runtime, route, body, headers, budget)
+                reply, version = yield from _answer(runtime, route, body, headers, budget)
                 segment.put_annotation("version", version)
     except Exception as exc:
         reply = error_reply(exc, runtime.telemetry, model=route.name, ref=route.version)
@@ -96,7 +124,7 @@ def _answer(
     body: bytes,
     headers: Mapping[str, str],
     budget: float | None,
-) -> tuple[Reply, int]:
+) -> Steps[tuple[Reply, int]]:
     plane = runtime.plane
     too_large(len(body), runtime.settings.max_body_bytes)
     if route.protocol == "v1":
@@ -114,9 +142,11 @@ def _answer(
         rest = {k: v for k, v in remote.headers.items() if k != "content-type"}
         return make_reply(remote.status, remote.body, media, rest), version
     if route.protocol == "v1":
-        answer = plane.predict(route.name, route.version, body, budget=budget)
+        answer = yield from plane.predict_steps(route.name, route.version, body, budget=budget)
     else:
-        answer = plane.infer(route.name, route.version, body, length_in, budget=budget)
+        answer = yield from plane.infer_steps(
+            route.name, route.version, body, length_in, budget=budget
+        )
     if answer.header_length is None:
         return make_reply(200, answer.body, JSON), answer.version
     return make_reply(

@@ -21,7 +21,7 @@ def main() -> None:
     """`docker run IMAGE serve`: SageMaker's `serve` argument needs no handling."""
     import uvicorn
 
-    runtime = get_runtime()
+    runtime = get_runtime(server=True)
     # Inside the container SageMaker reaches the server through the container's interface
     # (this is a container's port, not a host's).
     host = os.environ.get("MAAS_HOST", "0.0.0.0")  # nosec B104

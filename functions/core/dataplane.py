@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Generator, Sequence
+from typing import Any, NamedTuple, TypeVar
 
+from .codec import Array
 from .errors import StoreUnavailable
 from .forwarding import Forwarded, Forwarder
 from .names import check_name
@@ -16,6 +18,7 @@ from .oip import (
     parse_predict,
 )
 from .registry import Registry
+from .runner import Runner
 
 SERVER_NAME = "serverless-maas"
 PLATFORM = "onnxruntime_onnx"
@@ -27,6 +30,42 @@ class Answer(NamedTuple):
     body: bytes
     header_length: int | None
     version: int
+
+
+class RunCall(NamedTuple):
+    """A model run an operation needs: its caller runs it (now, or batched with others) and
+    sends the outputs back (`Steps`)."""
+
+    runner: Runner
+    inputs: Sequence[tuple[str, Array]]
+    outputs: Sequence[str] | None
+    timeout: float | None
+
+    def run(self) -> dict[str, Array]:
+        """Run it alone, now."""
+        return self.runner.run(self.inputs, self.outputs, timeout=self.timeout)
+
+
+T = TypeVar("T")
+Steps = Generator[RunCall, dict[str, Array], T]
+"""An operation as steps: it yields the run it needs and is sent that run's outputs (or thrown
+its error), so one code path serves callers that run at once and callers that batch runs."""
+
+
+def run_steps(steps: Steps[T]) -> T:
+    """Drive `steps`, running each run it asks for at once, in this thread."""
+    try:
+        call = next(steps)
+        while True:
+            try:
+                outputs = call.run()
+            except Exception as exc:
+                call = steps.throw(exc)
+            else:
+                call = steps.send(outputs)
+    except StopIteration as done:
+        result: T = done.value
+        return result
 
 
 class DataPlane:
@@ -122,10 +161,22 @@ class DataPlane:
         budget: float | None = None,
     ) -> Answer:
         """`POST .../infer`: the response body, its JSON header length if binary, the version."""
+        return run_steps(self.infer_steps(name, ref, body, header_length, budget=budget))
+
+    def infer_steps(
+        self,
+        name: str,
+        ref: str,
+        body: bytes,
+        header_length: int | None,
+        *,
+        budget: float | None = None,
+    ) -> Steps[Answer]:
+        """`infer` as steps (`Steps`)."""
         check_name(name)  # first, so a bad name is named before any body error (both paths agree)
         request = parse_infer(body, header_length, self.limits)
         runner = self.registry.runner(name, ref)
-        outputs = runner.run(request.inputs, request.outputs, timeout=self._budget(budget))
+        outputs = yield RunCall(runner, request.inputs, request.outputs, self._budget(budget))
         version = runner.manifest.version
         content, length = encode_infer_response(
             model_name=runner.manifest.name,
@@ -137,9 +188,15 @@ class DataPlane:
 
     def predict(self, name: str, ref: str, body: bytes, *, budget: float | None = None) -> Answer:
         """`POST /v1/models/{name}[/versions/{ref}]:predict`."""
+        return run_steps(self.predict_steps(name, ref, body, budget=budget))
+
+    def predict_steps(
+        self, name: str, ref: str, body: bytes, *, budget: float | None = None
+    ) -> Steps[Answer]:
+        """`predict` as steps (`Steps`)."""
         runner = self.registry.runner(name, ref)
         inputs = parse_predict(body, runner.manifest.inputs, self.limits)
-        outputs = runner.run(inputs, timeout=self._budget(budget))
+        outputs = yield RunCall(runner, inputs, None, self._budget(budget))
         return Answer(encode_predict_response(outputs), None, runner.manifest.version)
 
     def repository_index(self, *, ready_only: bool = False) -> list[dict[str, Any]]:

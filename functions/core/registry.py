@@ -139,6 +139,11 @@ class Registry:
                         self._runners.popitem(last=False)
         return runner
 
+    def ready(self, name: str, ref: str) -> bool:
+        """True when `runner(name, ref)` answers from memory: no store call, no loading."""
+        hit = self._refs.get((name, ref))
+        return hit is not None and self.clock() < hit[1] and (name, hit[0]) in self._runners
+
     def loaded_runner(self, name: str, version: int) -> Runner | None:
         """The runner if this container has loaded that version (no loading, no store call)."""
         with self._lock:

@@ -48,6 +48,10 @@ class Runner:
             for spec in manifest.inputs
             if spec.datatype != "BYTES"
         }
+        # Every input and output has a dynamic dimension 0: requests can be run as one batch.
+        self.batchable = all(
+            spec.shape[:1] == (-1,) for spec in (*manifest.inputs, *manifest.outputs)
+        )
         self._fixed = {
             spec.name: (len(spec.shape), [(a, d) for a, d in enumerate(spec.shape) if d != -1])
             for spec in manifest.inputs

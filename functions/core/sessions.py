@@ -31,9 +31,12 @@ PROVIDERS = {
 class OrtSessionFactory:
     """Creates onnxruntime sessions with a bounded intra-op thread pool on the chosen device."""
 
-    def __init__(self, *, intra_op_threads: int | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self, *, intra_op_threads: int | None = None, device: str = "cpu", spinning: bool = True
+    ) -> None:
         self.intra_op_threads = intra_op_threads or usable_cpus()
         self.device = device
+        self.spinning = spinning
 
     def providers(self) -> list[str]:
         """The providers to ask for: only those this onnxruntime build has."""
@@ -50,7 +53,11 @@ class OrtSessionFactory:
         # refuses a graph whose external data locations are absolute or leave the folder
         # (tests/security holds it to that).
         session = make_session(
-            str(path), self.intra_op_threads, self.providers(), manifest.custom_ops
+            str(path),
+            self.intra_op_threads,
+            self.providers(),
+            manifest.custom_ops,
+            spinning=self.spinning,
         )
         return session, session.get_providers()[0]
 
@@ -89,15 +96,22 @@ def make_session(
     threads: int,
     providers: list[str] | None = None,
     custom_ops: tuple[str, ...] = (),
+    *,
+    spinning: bool = True,
 ) -> Any:
     """An onnxruntime session as the service makes them (the benchmarks and the gate too),
-    with the custom-op libraries `custom_ops` registered (only those: most models need none)."""
+    with the custom-op libraries `custom_ops` registered (only those: most models need none).
+
+    `spinning` False: the intra-op threads sleep between runs instead of spinning for the next
+    (a server's event loop needs that core: docs/benchmarks.md, peers)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     for library in custom_ops:
         options.register_custom_ops_library(custom_op_library(library))
     return ort.InferenceSession(
