@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from functions.api.app import create_server_app
+from functions.api.asgi import create_server_app
 from functions.api.handler import handle
 from functions.core.repository import Repository
 from functions.runtime import build_runtime
@@ -123,15 +123,17 @@ def _ratio(entry: str, *, blocks: int, calls: int) -> Ratio:
         )
 
 
-def _asgi_call(app: Any, body: bytes) -> Callable[[], Awaitable[int]]:
+def _asgi_call(
+    app: Any, body: bytes, *, path: str = "/v2/models/mlp/infer", method: str = "POST"
+) -> Callable[[], Awaitable[int]]:
     """One keep-alive HTTP request to `app` as uvicorn hands it over; returns the status."""
     scope = {
         "type": "http",
         "http_version": "1.1",
-        "method": "POST",
+        "method": method,
         "scheme": "http",
-        "path": "/v2/models/mlp/infer",
-        "raw_path": b"/v2/models/mlp/infer",
+        "path": path,
+        "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
         "headers": [

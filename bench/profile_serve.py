@@ -91,7 +91,8 @@ def main() -> None:
         server = spawn_serve(str(work / "store"), port, env)
         url = f"http://127.0.0.1:{port}/v2/models/mlp/infer"
         try:
-            wrk = ["wrk", "-t", "2", "-c", str(args.clients), "-s", str(work / "post.lua"), url]
+            threads = str(min(2, args.clients))
+            wrk = ["wrk", "-t", threads, "-c", str(args.clients), "-s", str(work / "post.lua"), url]
             subprocess.run([*wrk, "-d", "2s"], check=True, capture_output=True)  # warm up
             load = subprocess.Popen([*wrk, "-d", f"{args.seconds + 2}s"], stdout=subprocess.PIPE)
             out = work / "raw.txt"

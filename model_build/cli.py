@@ -310,7 +310,7 @@ def serve(
     """Serve the API under uvicorn: the same app the Lambda handler runs (a JSON line a request)."""
     import uvicorn
 
-    from functions.api.app import create_server_app
+    from functions.api.asgi import create_server_app
 
     application = create_server_app(_runtime(store, logs_to_stdout=True, server=True))
     uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="off")

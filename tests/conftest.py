@@ -16,7 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
-from functions.api.app import create_server_app
+from functions.api.asgi import create_server_app
 from functions.core.repository import Repository
 from functions.runtime import Runtime, build_runtime
 from functions.settings import Settings

@@ -10,7 +10,6 @@ from functions import __version__
 from functions.runtime import Runtime
 
 from . import errors, routes_fallback, routes_v1, routes_v2
-from .asgi import ConcurrencyLimit, InferenceMiddleware
 from .schemas import REQUEST_MODELS, ErrorResponse
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
@@ -64,10 +63,3 @@ def _document_request_bodies(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def create_server_app(runtime: Runtime, app: FastAPI | None = None) -> ConcurrencyLimit:
-    """What uvicorn runs (`maas serve`, the GPU container): concurrency bound, inference, app."""
-    app = app or create_app(runtime)
-    served = InferenceMiddleware(app, runtime)  # type: ignore[arg-type]
-    return ConcurrencyLimit(served, runtime.settings.serve_concurrency)

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from functions.api.app import create_app, create_server_app
-from functions.api.asgi import ConcurrencyLimit
-from functions.container import sagemaker
+from functions.api.asgi import ConcurrencyLimit, create_server_app
 from functions.runtime import Runtime, get_runtime
 
 
 def create_container_app(runtime: Runtime) -> ConcurrencyLimit:
-    """The serving app (sessions on the configured device) with /ping and /invocations."""
-    app = create_app(runtime)
-    app.include_router(sagemaker.router)
-    return create_server_app(runtime, app)
+    """The serving app (sessions on the configured device) with /ping and /invocations; FastAPI
+    is imported on the first request that is not an inference (SageMaker's first /ping)."""
+
+    def build() -> Any:
+        from functions.api.app import create_app
+        from functions.container import sagemaker
+
+        app = create_app(runtime)
+        app.include_router(sagemaker.router)
+        return app
+
+    return create_server_app(runtime, build)
 
 
 def main() -> None:

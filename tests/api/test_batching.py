@@ -271,3 +271,34 @@ def test_server_sessions_do_not_spin_unless_asked(
     except RuntimeError:  # not set: onnxruntime's default, which spins
         entry = "1"
     assert entry == ("1" if spins else "0")
+
+
+def test_maas_serve_answers_inference_without_importing_fastapi(served_store: Path) -> None:
+    """FastAPI (~0.2 s to import) is built on the first request that needs it: an inference
+    cold start of `maas serve` goes without it; a health check then brings it in."""
+    code = f"""
+import asyncio, sys
+from bench.guard import _asgi_call
+from functions.api.asgi import create_server_app
+from functions.runtime import build_runtime
+from functions.settings import Settings
+import orjson
+runtime = build_runtime(Settings(store={str(served_store)!r}, cache_dir={str(served_store)!r} + "-cache"))
+app = create_server_app(runtime)
+body = orjson.dumps({{"inputs": [{{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}}]}})
+call = _asgi_call(app, body, path="/v2/models/digits/infer")
+print(asyncio.run(call()), sorted(m for m in ("fastapi", "starlette") if m in sys.modules))
+live = _asgi_call(app, b"", path="/v2/health/live", method="GET")
+print(asyncio.run(live()), "fastapi" in sys.modules)
+"""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    printed = [line for line in result.stdout.splitlines() if not line.startswith("{")]
+    assert printed == ["200 []", "200 True"]  # (the lines starting "{" are the log's)

@@ -12,7 +12,8 @@ import numpy as np
 import orjson
 import pytest
 
-from functions.api.app import create_app, create_server_app
+from functions.api.app import create_app
+from functions.api.asgi import create_server_app
 from functions.api.inference import match
 from functions.core.codec import encode_binary
 from tests.conftest import LiveServer, runtime_for, settings_for
@@ -74,7 +75,7 @@ def clients(
     app = create_app(runtime)
     with (
         LiveServer(app=app) as routed,
-        LiveServer(app=create_server_app(runtime, app)) as hot,
+        LiveServer(app=create_server_app(runtime, lambda: app)) as hot,
     ):
         with httpx.Client(base_url=routed.url) as a, httpx.Client(base_url=hot.url) as b:
             yield a, b

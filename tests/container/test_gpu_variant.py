@@ -16,7 +16,7 @@ import orjson
 import pytest
 import tritonclient.http as triton
 
-from functions.api.app import create_server_app
+from functions.api.asgi import create_server_app
 from functions.api.forward import SageMakerForwarder
 from functions.container.serve import create_container_app
 from functions.core.repository import Repository
