@@ -58,7 +58,16 @@ class Settings(BaseSettings):
     )
     batch_chunk_rows: int = Field(4096, gt=0, description="Rows per chunk in batch jobs")
     batch_max_input_bytes: int = Field(
-        2 * 1024**3, gt=0, description="Largest batch input file accepted"
+        2 * 1024**3, gt=0, description="Largest batch input file scored in one invocation"
+    )
+    batch_shard_above_bytes: int = Field(
+        512 * 1024**2, gt=0, description="Larger inputs are scored in shards (a state machine)"
+    )
+    batch_shard_bytes: int = Field(
+        128 * 1024**2, ge=1024, description="About how many bytes of input one shard reads"
+    )
+    batch_state_machine: str | None = Field(
+        None, description="ARN of the state machine that scores shards (none: inline only)"
     )
     preload: str = Field("", description="Models loaded at start: name:ref,name:ref")
     api_base_path: str = Field("/", description="Path prefix API Gateway routes to this function")

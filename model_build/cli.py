@@ -6,7 +6,7 @@ import sys
 import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -17,6 +17,11 @@ from functions.core.errors import MaasError
 from functions.core.repository import Repository
 from functions.runtime import Runtime
 from functions.stores import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from functions.batch.job import JobStats
+    from functions.core.runner import Runner
+    from functions.settings import Settings
 
 app = typer.Typer(
     name="maas",
@@ -358,6 +363,14 @@ def batch(
         Path | None, typer.Option("--out", help="Result file (default: FILE.predictions.npz|jsonl)")
     ] = None,
     store: StoreOpt = DEFAULT_STORE,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Score in shards on this many processes (the plan and worker code of the "
+            "state machine that scores large files on AWS)",
+        ),
+    ] = 1,
 ) -> None:
     """Score a local file in bounded chunks: the batch function's code, on your machine."""
     from functions.batch.formats import FORMATS, output_suffix
@@ -374,15 +387,20 @@ def batch(
     runner = registry.runner(model, str(resolved))
     fmt = output_suffix(suffix, runner.manifest.outputs)
     target = out_path or file.with_name(f"{file.stem}.predictions{fmt}")
+    shards: dict[str, int] = {}
     try:
-        with file.open("rb") as stream:
-            stats = run_job(
-                stream,
-                suffix=suffix,
-                runner=runner,
-                out=target,
-                chunk_rows=settings.batch_chunk_rows,
-            )
+        if workers > 1:
+            stats = _batch_in_shards(file, runner, store, workers, target, settings)
+            shards = {"shards": stats.chunks, "workers": workers}
+        else:
+            with file.open("rb") as stream:
+                stats = run_job(
+                    stream,
+                    suffix=suffix,
+                    runner=runner,
+                    out=target,
+                    chunk_rows=settings.batch_chunk_rows,
+                )
     except OSError as exc:
         raise MaasError(f"cannot read {file}: {exc.strerror or exc}") from None
     runtime.telemetry.batch_object(
@@ -400,11 +418,42 @@ def batch(
         "artifact_sha256": runner.manifest.sha256,
         "rows": stats.rows,
         "chunks": stats.chunks,
+        **shards,
         "output": str(target),
         "format": stats.output_format.lstrip("."),
         "duration_seconds": round(stats.seconds, 3),
     }
     out.print_json(orjson.dumps(summary).decode())
+
+
+def _batch_in_shards(
+    file: Path, runner: Runner, store: str, workers: int, target: Path, settings: Settings
+) -> JobStats:
+    """`maas batch --workers N`: the shard plan on local processes, with a progress bar."""
+    import time
+
+    from rich.progress import Progress
+
+    from functions.batch.fanout import score_locally
+    from functions.batch.job import JobStats
+
+    started = time.perf_counter()
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(f"scoring {file.name} on {workers} workers", total=None)
+        plan, _, rows = score_locally(
+            file,
+            runner=runner,
+            store=store,
+            workers=workers,
+            out=target,
+            chunk_rows=settings.batch_chunk_rows,
+            shard_bytes=settings.batch_shard_bytes,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    seconds = time.perf_counter() - started
+    return JobStats(
+        rows=rows, chunks=len(plan.shards), output_format=target.suffix, seconds=seconds
+    )
 
 
 @app.command()

@@ -10,6 +10,8 @@ import csv
 import io
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 from typing import IO, Any, Final
@@ -26,7 +28,28 @@ Chunk = dict[str, Array]
 
 
 class FormatError(InvalidInput):
-    """An input file that cannot be read as its format, or does not fit the model."""
+    """An input file that cannot be read as its format, or does not fit the model.
+
+    `at(line, detail)` names a line of a text file; a shard of a file, which cannot know its
+    lines' numbers in the whole file, gives its own and the combining step renumbers them.
+    """
+
+    line: int | None = None
+    detail: str = ""
+
+    @classmethod
+    def at(cls, line: int, detail: str) -> FormatError:
+        """`line {line}{detail}`, with both kept for renumbering."""
+        error = cls(f"line {line}{detail}")
+        error.line, error.detail = line, detail
+        return error
+
+
+@dataclass
+class Lines:
+    """How many lines a text reader has consumed (its last line's number)."""
+
+    count: int = 0
 
 
 def output_suffix(suffix: str, outputs: tuple[TensorSpec, ...]) -> str:
@@ -37,9 +60,13 @@ def output_suffix(suffix: str, outputs: tuple[TensorSpec, ...]) -> str:
 
 
 def read_chunks(
-    stream: IO[bytes], suffix: str, inputs: tuple[TensorSpec, ...], chunk_rows: int
+    stream: IO[bytes],
+    suffix: str,
+    inputs: tuple[TensorSpec, ...],
+    chunk_rows: int,
+    lines: Lines | None = None,
 ) -> Iterator[Chunk]:
-    """Yield dicts of input arrays of at most `chunk_rows` rows."""
+    """Yield dicts of input arrays of at most `chunk_rows` rows (`lines`: text files' lines)."""
     if suffix == ".npy":
         if len(inputs) != 1:
             names = ", ".join(repr(s.name) for s in inputs)
@@ -48,9 +75,9 @@ def read_chunks(
     elif suffix == ".npz":
         yield from _npz_chunks(stream, inputs, chunk_rows)
     elif suffix == ".jsonl":
-        yield from _jsonl_chunks(stream, inputs, chunk_rows)
+        yield from _jsonl_chunks(stream, inputs, chunk_rows, lines or Lines())
     elif suffix == ".csv":
-        yield from _csv_chunks(stream, inputs, chunk_rows)
+        yield from _csv_chunks(stream, inputs, chunk_rows, lines or Lines())
     else:
         raise FormatError(f"unsupported file type {suffix!r}; use one of {', '.join(FORMATS)}")
 
@@ -67,7 +94,7 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes:
     return b"".join(parts)
 
 
-def _npy_header(stream: IO[bytes], what: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
+def npy_header(stream: IO[bytes], what: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
     fmt = np.lib.format
     try:
         major, _minor = fmt.read_magic(stream)
@@ -87,7 +114,18 @@ def _npy_header(stream: IO[bytes], what: str) -> tuple[tuple[int, ...], np.dtype
 
 
 def _npy_rows(stream: IO[bytes], chunk_rows: int, what: str) -> Iterator[Array]:
-    shape, dtype = _npy_header(stream, what)
+    shape, dtype = npy_header(stream, what)
+    yield from npy_body(stream, shape, dtype, chunk_rows, what)
+
+
+def npy_body(
+    stream: IO[bytes],
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    chunk_rows: int,
+    what: str,
+) -> Iterator[Array]:
+    """The rows of an array's data (after its header): `shape[0]` rows, `chunk_rows` at a time."""
     row_bytes = prod(shape[1:]) * dtype.itemsize
     done = 0
     while done < shape[0]:
@@ -114,97 +152,126 @@ def _npz_chunks(
     except zipfile.BadZipFile as exc:
         raise FormatError(f"the .npz file is not a zip archive: {exc}") from None
     with archive:
-        members = {Path(n).stem: n for n in archive.namelist() if n.endswith(".npy")}
-        names = [s.name for s in inputs]
-        missing = [n for n in names if n not in members]
-        extra = sorted(set(members) - set(names))
-        if missing or extra:
-            raise FormatError(
-                "the .npz arrays do not match the model's inputs: "
-                + "; ".join(
-                    p
-                    for p in (
-                        f"missing {', '.join(map(repr, missing))}" if missing else "",
-                        f"unexpected {', '.join(map(repr, extra))}" if extra else "",
-                    )
-                    if p
-                )
-            )
+        members = npz_members(archive, inputs)
         readers = {
-            n: _npy_rows(archive.open(members[n]), chunk_rows, f"array '{n}' of the .npz file")  # noqa: SIM115
-            for n in names
+            n: _npy_rows(archive.open(member), chunk_rows, f"array '{n}' of the .npz file")  # noqa: SIM115
+            for n, member in members.items()
         }
-        while True:
-            chunk = {n: next(r, None) for n, r in readers.items()}
-            present = {n for n, a in chunk.items() if a is not None}
-            if not present:
-                return
-            sizes = {len(a) for a in chunk.values() if a is not None}
-            if present != set(names) or len(sizes) != 1:
-                raise FormatError("the .npz arrays have different numbers of rows")
-            yield {n: a for n, a in chunk.items() if a is not None}
+        yield from zip_rows(readers)
 
 
-def _text(stream: IO[bytes]) -> io.TextIOWrapper:
-    return io.TextIOWrapper(stream, encoding="utf-8", newline="")
+def npz_members(archive: zipfile.ZipFile, inputs: tuple[TensorSpec, ...]) -> dict[str, str]:
+    """Each input's member of an .npz archive; FormatError unless they match the inputs."""
+    members = {Path(n).stem: n for n in archive.namelist() if n.endswith(".npy")}
+    names = [s.name for s in inputs]
+    missing = [n for n in names if n not in members]
+    extra = sorted(set(members) - set(names))
+    if missing or extra:
+        raise FormatError(
+            "the .npz arrays do not match the model's inputs: "
+            + "; ".join(
+                p
+                for p in (
+                    f"missing {', '.join(map(repr, missing))}" if missing else "",
+                    f"unexpected {', '.join(map(repr, extra))}" if extra else "",
+                )
+                if p
+            )
+        )
+    return {n: members[n] for n in names}
+
+
+def zip_rows(readers: dict[str, Iterator[Array]]) -> Iterator[Chunk]:
+    """Chunks of several arrays read side by side; FormatError if their row counts differ."""
+    while True:
+        chunk = {n: next(r, None) for n, r in readers.items()}
+        present = {n for n, a in chunk.items() if a is not None}
+        if not present:
+            return
+        sizes = {len(a) for a in chunk.values() if a is not None}
+        if present != set(readers) or len(sizes) != 1:
+            raise FormatError("the .npz arrays have different numbers of rows")
+        yield {n: a for n, a in chunk.items() if a is not None}
+
+
+@contextmanager
+def _text(stream: IO[bytes]) -> Iterator[io.TextIOWrapper]:
+    """The stream as UTF-8 text; the stream is left open (its owner closes it)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    try:
+        yield text
+    finally:
+        text.detach()
 
 
 def _jsonl_chunks(
-    stream: IO[bytes], inputs: tuple[TensorSpec, ...], chunk_rows: int
+    stream: IO[bytes], inputs: tuple[TensorSpec, ...], chunk_rows: int, lines: Lines
 ) -> Iterator[Chunk]:
     from functions.core.oip import loads
 
     rows: list[Any] = []
-    first = 1
+    numbers: list[int] = []
     try:
-        for number, line in enumerate(_text(stream), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(loads(line.encode()))
-            except InvalidInput as exc:
-                raise FormatError(
-                    f"line {number} is not valid JSON: {str(exc).split(': ', 1)[-1]}"
-                ) from None
-            if len(rows) == chunk_rows:
-                yield _rows_to_chunk(rows, inputs, first)
-                rows, first = [], number + 1
+        with _text(stream) as text:
+            for number, line in enumerate(text, start=1):
+                lines.count = number
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(loads(line.encode()))
+                except InvalidInput as exc:
+                    detail = str(exc).split(": ", 1)[-1]
+                    raise FormatError.at(number, f" is not valid JSON: {detail}") from None
+                numbers.append(number)
+                if len(rows) == chunk_rows:
+                    yield _rows_to_chunk(rows, inputs, numbers)
+                    rows, numbers = [], []
     except UnicodeDecodeError as exc:
         raise FormatError(f"the .jsonl file is not UTF-8 text: {exc}") from None
     if rows:
-        yield _rows_to_chunk(rows, inputs, first)
+        yield _rows_to_chunk(rows, inputs, numbers)
 
 
-def _rows_to_chunk(rows: list[Any], inputs: tuple[TensorSpec, ...], first_line: int) -> Chunk:
+def _rows_to_chunk(rows: list[Any], inputs: tuple[TensorSpec, ...], numbers: list[int]) -> Chunk:
     try:
         return dict(instances_to_inputs(rows, inputs))
     except InvalidInput as exc:
-        raise FormatError(f"rows from line {first_line}: {exc}") from None
+        if len(rows) > 1:  # name the first row that fails on its own
+            for row, number in zip(rows, numbers, strict=True):
+                try:
+                    instances_to_inputs([row], inputs)
+                except InvalidInput as alone:
+                    raise FormatError.at(number, f": {alone}") from None
+        raise FormatError.at(numbers[0], f": {exc}") from None
 
 
 def _csv_chunks(
-    stream: IO[bytes], inputs: tuple[TensorSpec, ...], chunk_rows: int
+    stream: IO[bytes], inputs: tuple[TensorSpec, ...], chunk_rows: int, lines: Lines
 ) -> Iterator[Chunk]:
-    reader = csv.reader(_text(stream))
     try:
-        header = next(reader, None)
-        if header is None:
-            raise FormatError("the .csv file is empty")
-        columns = _csv_columns(header, inputs)
-        rows: list[list[str]] = []
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise FormatError(
-                    f"line {reader.line_num} has {len(row)} fields, the header has {len(header)}"
-                )
-            rows.append(row)
-            if len(rows) == chunk_rows:
-                yield _csv_chunk(rows, columns, inputs, reader.line_num - len(rows) + 1)
-                rows = []
-        if rows:
-            yield _csv_chunk(rows, columns, inputs, reader.line_num - len(rows) + 1)
+        with _text(stream) as text:
+            reader = csv.reader(text)
+            header = next(reader, None)
+            if header is None:
+                raise FormatError("the .csv file is empty")
+            columns = _csv_columns(header, inputs)
+            rows: list[list[str]] = []
+            numbers: list[int] = []
+            for row in reader:
+                lines.count = reader.line_num
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise FormatError.at(
+                        reader.line_num, f" has {len(row)} fields, the header has {len(header)}"
+                    )
+                rows.append(row)
+                numbers.append(reader.line_num)
+                if len(rows) == chunk_rows:
+                    yield _csv_chunk(rows, columns, inputs, numbers)
+                    rows, numbers = [], []
+            if rows:
+                yield _csv_chunk(rows, columns, inputs, numbers)
     except UnicodeDecodeError as exc:
         raise FormatError(f"the .csv file is not UTF-8 text: {exc}") from None
     except csv.Error as exc:
@@ -228,8 +295,12 @@ def _csv_columns(header: list[str], inputs: tuple[TensorSpec, ...]) -> dict[str,
 
 
 def _csv_chunk(
-    rows: list[list[str]], columns: dict[str, list[int]], inputs: tuple[TensorSpec, ...], first: int
+    rows: list[list[str]],
+    columns: dict[str, list[int]],
+    inputs: tuple[TensorSpec, ...],
+    numbers: list[int],
 ) -> Chunk:
+    first = numbers[0]
     chunk: Chunk = {}
     for spec in inputs:
         picked = [[row[i] for i in columns[spec.name]] for row in rows]
@@ -237,7 +308,12 @@ def _csv_chunk(
             try:
                 values: Any = np.asarray(picked, dtype=np.float64)
             except ValueError as exc:
-                raise FormatError(f"input '{spec.name}', rows from line {first}: {exc}") from None
+                for number, row_values in zip(numbers, picked, strict=True):  # the first bad row
+                    try:
+                        np.asarray(row_values, dtype=np.float64)
+                    except ValueError as alone:
+                        raise FormatError.at(number, f", input '{spec.name}': {alone}") from None
+                raise FormatError.at(first, f", input '{spec.name}': {exc}") from None
             data: list[Any] = values.tolist()
         else:
             data = picked
@@ -246,7 +322,7 @@ def _csv_chunk(
         try:
             chunk[spec.name] = decode_json(spec.name, spec.datatype, shape, flat)
         except InvalidInput as exc:
-            raise FormatError(f"rows from line {first}: {exc}") from None
+            raise FormatError.at(first, f" (a chunk of {len(rows)} rows from it): {exc}") from None
     return chunk
 
 

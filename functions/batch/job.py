@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import IO
 
 from functions.core.runner import Runner
 
-from .formats import FormatError, JsonlWriter, NpzWriter, output_suffix, read_chunks
+from .formats import Chunk, FormatError, JsonlWriter, NpzWriter, output_suffix, read_chunks
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,26 @@ def run_job(
     `budget()` is asked before each chunk for the seconds its run may take (on Lambda: what
     remains of the invocation); the watchdog stops a chunk that outlives it.
     """
+    chunks = read_chunks(stream, suffix, runner.manifest.inputs, chunk_rows)
+    stats = run_chunks(chunks, suffix=suffix, runner=runner, out=out, budget=budget)
+    if stats.rows == 0:
+        raise FormatError("the file has no rows")
+    return stats
+
+
+def run_chunks(
+    source: Iterator[Chunk],
+    *,
+    suffix: str,
+    runner: Runner,
+    out: Path,
+    budget: Callable[[], float | None] = unbounded,
+) -> JobStats:
+    """Run every chunk of `source` (read from a `suffix` file), predictions to `out`."""
     started = time.perf_counter()
     fmt = output_suffix(suffix, runner.manifest.outputs)
     writer = NpzWriter(out) if fmt == ".npz" else JsonlWriter(out)
     rows = chunks = 0
-    source = read_chunks(stream, suffix, runner.manifest.inputs, chunk_rows)
     # Read ahead by one chunk on a second thread: the read (network, decoding) overlaps with
     # onnxruntime's run, which releases the GIL. At most two chunks are in memory at once.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="maas-read") as reader:
@@ -61,8 +76,6 @@ def run_job(
         finally:
             pending.cancel()
             writer.close()
-    if rows == 0:
-        raise FormatError("the file has no rows")
     return JobStats(
         rows=rows, chunks=chunks, output_format=fmt, seconds=time.perf_counter() - started
     )
