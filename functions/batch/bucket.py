@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -45,6 +46,22 @@ class BatchBucket:
         except (ClientError, BotoCoreError) as exc:
             raise self._fault(exc, bucket, key) from None
 
+    def open_range(self, bucket: str, key: str, etag: str, start: int, end: int) -> IO[bytes]:
+        """Bytes [start, end) of the object, if it still has `etag`, as a stream."""
+        try:
+            return cast(
+                IO[bytes],
+                self.client.get_object(
+                    Bucket=bucket, Key=key, IfMatch=etag, Range=f"bytes={start}-{end - 1}"
+                )["Body"],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fault(exc, bucket, key) from None
+
+    def seekable(self, bucket: str, key: str, etag: str, size: int) -> IO[bytes]:
+        """The object as a seekable file that reads what is asked with ranged GETs (a plan)."""
+        return io.BufferedReader(_Ranged(self, bucket, key, etag, size), 64 * 1024)
+
     def download(self, bucket: str, key: str, etag: str, dest: Path) -> None:
         """Copy the object to a local file (for formats that need to seek: .npz)."""
         body = self.open(bucket, key, etag)
@@ -68,7 +85,7 @@ class BatchBucket:
             return None
         return doc if isinstance(doc, dict) else None
 
-    def put_json(self, bucket: str, key: str, doc: dict[str, Any]) -> None:
+    def put_json(self, bucket: str, key: str, doc: Any) -> None:
         """Write a small JSON object."""
         body = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
         self._put(
@@ -96,3 +113,38 @@ class BatchBucket:
             raise self._fault(exc, bucket, key) from None
         except Exception as exc:  # s3transfer wraps failures in its own types
             raise TransientFault(f"upload of s3://{bucket}/{key} failed: {exc}") from None
+
+
+class _Ranged(io.RawIOBase):
+    """A seekable, read-only view of an object: each read is a ranged GET (If-Match)."""
+
+    def __init__(self, bucket: BatchBucket, name: str, key: str, etag: str, size: int) -> None:
+        self._bucket, self._name, self._key, self._etag = bucket, name, key, etag
+        self._size, self._at = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}[whence]
+        self._at = max(0, base + offset)
+        return self._at
+
+    def readinto(self, buffer: Any) -> int:
+        end = min(self._size, self._at + len(buffer))
+        if end <= self._at:
+            return 0
+        body = self._bucket.open_range(self._name, self._key, self._etag, self._at, end)
+        try:
+            data = body.read()
+        except (ClientError, BotoCoreError) as exc:
+            raise self._bucket._fault(exc, self._name, self._key) from None
+        buffer[: len(data)] = data
+        self._at += len(data)
+        return len(data)

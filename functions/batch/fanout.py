@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -99,7 +99,7 @@ def failure(plan: Plan, results: Sequence[ShardResult | None]) -> str | None:
     )
 
 
-def combine(plan: Plan, runner: Runner, parts: Sequence[Path], out: Path, chunk_rows: int) -> int:
+def combine(plan: Plan, runner: Runner, parts: Iterable[Path], out: Path, chunk_rows: int) -> int:
     """Join the shards' parts, in order, into one output file; its rows."""
     rows = 0
     if output_suffix(plan.suffix, runner.manifest.outputs) == ".jsonl":

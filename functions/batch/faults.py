@@ -19,6 +19,10 @@ class ObjectGone(MaasError):
     """The object no longer exists (deleted after its event): recorded, never retried."""
 
 
+class ShardsFailed(MaasError):
+    """Shards of a large input failed (a reason no retry changes, or past their retries)."""
+
+
 class ObjectChanged(Exception):
     """The object was replaced since its event: the newer object's event will handle it."""
 

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from functions.batch.bucket import BatchBucket
 from functions.batch.faults import TransientFault
 from functions.batch.job import unbounded
-from functions.batch.processor import ObjectProcessor, Outcome
+from functions.batch.processor import ObjectProcessor, Outcome, ShardMachine
 from functions.runtime import Runtime, get_runtime, lambda_budget
 
 
@@ -34,7 +34,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """`handler` for a given runtime."""
     runtime.telemetry.lambda_context(context)
-    objects = _objects(runtime)
+    scorer = objects(runtime)
 
     def budget() -> float | None:
         return lambda_budget(context)
@@ -49,7 +49,7 @@ def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, A
             obj = record.s3.get_object
             try:
                 outcomes.append(
-                    objects.process(
+                    scorer.process(
                         bucket=record.s3.bucket.name,
                         # S3 sends keys URL-encoded, spaces as '+':
                         # https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
@@ -87,17 +87,21 @@ def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, A
 
 
 @cache
-def _objects(runtime: Runtime) -> ObjectProcessor:
+def objects(runtime: Runtime) -> ObjectProcessor:
     """The object processor over the runtime's registry and a boto3 S3 client (once)."""
     settings = runtime.settings
+    machine = settings.batch_state_machine
     return ObjectProcessor(
         registry=runtime.registry,
         bucket=BatchBucket(),
         chunk_rows=settings.batch_chunk_rows,
         max_input_bytes=settings.batch_max_input_bytes,
         telemetry=runtime.telemetry,
+        shards=ShardMachine(machine) if machine else None,
+        shard_above_bytes=settings.batch_shard_above_bytes,
+        shard_bytes=settings.batch_shard_bytes,
     )
 
 
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"):  # on Lambda: build during the init phase
-    _objects(get_runtime())
+    objects(get_runtime())

@@ -46,6 +46,10 @@ class InputKey:
         """`errors/{model}/{version-or-alias}/{path}.error.json`."""
         return f"errors/{self.model}/{self.ref}/{self.path}.error.json"
 
+    def shards(self, etag: str) -> str:
+        """The folder of this input's shard plan, parts and shard results (one per ETag)."""
+        return f"outputs/_shards/{self.model}/{self.ref}/{self.path}/{etag.strip(chr(34))}/"
+
     def receipt(self) -> str:
         """Where the outcome for this input is recorded (idempotency across duplicate events)."""
         return f"outputs/_receipts/{self.model}/{self.ref}/{self.path}.json"

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from functions.core.errors import InvalidInput, PayloadTooLarge
 from functions.core.registry import Registry
 from functions.telemetry import Telemetry
 
 from .bucket import BatchBucket
-from .faults import ObjectChanged, TransientFault, is_permanent
+from .fanout import combine, failure, run_shard
+from .faults import ObjectChanged, ShardsFailed, TransientFault, is_permanent
+from .formats import output_suffix
 from .job import JobStats, run_job, unbounded
 from .keys import InputKey, error_key_for_unparsed, parse_input_key
+from .shards import Plan, Shard, plan_shards
 
 CONTENT_TYPES = {".npz": "application/octet-stream", ".jsonl": "application/x-ndjson"}
 
@@ -50,12 +57,18 @@ class ObjectProcessor:
         chunk_rows: int,
         max_input_bytes: int,
         telemetry: Telemetry,
+        shards: ShardMachine | None = None,
+        shard_above_bytes: int = 0,
+        shard_bytes: int = 0,
     ) -> None:
         self.registry = registry
         self.bucket = bucket
         self.chunk_rows = chunk_rows
         self.max_input_bytes = max_input_bytes
         self.telemetry = telemetry
+        self.shards = shards
+        self.shard_above_bytes = shard_above_bytes
+        self.shard_bytes = shard_bytes
 
     def process(
         self,
@@ -109,10 +122,14 @@ class ObjectProcessor:
             if not is_permanent(exc):
                 raise TransientFault(f"{key}: {type(exc).__name__}: {exc}") from exc
             return self._error(bucket, parsed.error(), key, etag, exc, receipt=parsed)
-        self.bucket.put_json(
-            bucket, parsed.receipt(), {"etag": etag, "result": outcome.key, "at": _now()}
-        )
+        if outcome.kind == "output":  # shards: the combining step writes the receipt
+            self._receipt(bucket, parsed, etag, outcome.key)
         return outcome
+
+    def _receipt(self, bucket: str, parsed: InputKey, etag: str, result: str) -> None:
+        self.bucket.put_json(
+            bucket, parsed.receipt(), {"etag": etag, "result": result, "at": _now()}
+        )
 
     def _run(
         self,
@@ -123,10 +140,13 @@ class ObjectProcessor:
         budget: Callable[[], float | None],
     ) -> Outcome:
         parsed.check_format()
+        if self.shards is not None and size > self.shard_above_bytes:
+            return self._fan_out(bucket, parsed, etag, size)
         if size > self.max_input_bytes:
             raise PayloadTooLarge(
                 f"the file is {size} bytes, over the batch limit of {self.max_input_bytes} "
-                "(MAAS_BATCH_MAX_INPUT_BYTES)"
+                "(MAAS_BATCH_MAX_INPUT_BYTES) for scoring in one invocation, and no shard "
+                "state machine is configured (MAAS_BATCH_STATE_MACHINE)"
             )
         version = self.registry.resolve(parsed.model, parsed.ref)
         runner = self.registry.runner(parsed.model, str(version))
@@ -152,6 +172,136 @@ class ObjectProcessor:
         summary = self._summary(parsed, etag, version, runner.manifest.sha256, output, stats)
         self.bucket.put_json(bucket, parsed.summary(version), summary)
         return Outcome("output", output, parsed.model, version, stats.rows)
+
+    # --- large inputs: a shard plan scored by a state machine ------------------------------------
+
+    def _fan_out(self, bucket: str, parsed: InputKey, etag: str, size: int) -> Outcome:
+        """Plan the shards and start their execution (once per key and ETag)."""
+        assert self.shards is not None
+        version = self.registry.resolve(parsed.model, parsed.ref)  # every shard: this version
+        runner = self.registry.runner(parsed.model, str(version))
+        with self.bucket.seekable(bucket, parsed.key, etag, size) as handle:
+            plan = plan_shards(
+                handle, size, parsed.suffix, runner.manifest.inputs, self.shard_bytes
+            )
+        prefix = parsed.shards(etag)
+        self.bucket.put_json(bucket, f"{prefix}plan.json", plan.to_json())
+        self.bucket.put_json(bucket, f"{prefix}items.json", [s.to_json() for s in plan.shards])
+        job = {"bucket": bucket, "key": parsed.key, "etag": etag, "version": version}
+        job |= {"plan": f"{prefix}plan.json", "items": f"{prefix}items.json"}
+        started = self.shards.start(execution_name(parsed.key, etag), job)
+        kind = "sharded" if started else "skipped"  # skipped: its execution runs or ran
+        return Outcome(kind, prefix, parsed.model, version, plan.rows or 0)
+
+    def score_shard(
+        self, job: dict[str, Any], shard_doc: dict[str, Any], budget: Callable[[], float | None]
+    ) -> dict[str, Any]:
+        """One shard of a job: its part and its result (raises TransientFault to be retried)."""
+        bucket, key, etag = job["bucket"], job["key"], job["etag"]
+        parsed = parse_input_key(key)
+        plan, shard = self._plan(job), Shard.from_json(shard_doc)
+        runner = self.registry.runner(parsed.model, str(job["version"]))
+        fmt = output_suffix(plan.suffix, runner.manifest.outputs)
+        prefix = parsed.shards(etag)
+
+        def open_range(start: int, end: int) -> IO[bytes]:
+            return self.bucket.open_range(bucket, key, etag, start, end)
+
+        with tempfile.TemporaryDirectory(prefix="maas-shard-") as tmp:
+            out = Path(tmp) / "part"
+            try:
+                result = run_shard(
+                    plan,
+                    shard,
+                    runner=runner,
+                    open_range=open_range,
+                    out=out,
+                    chunk_rows=self.chunk_rows,
+                    budget=budget,
+                )
+            except ObjectChanged:
+                result = {"index": shard.index, "status": "superseded"}
+            except TransientFault:
+                raise
+            except Exception as exc:  # the state machine retries the shard
+                raise TransientFault(f"{key}, shard {shard.index}: {exc}") from exc
+            if result["status"] == "ok":
+                self.bucket.upload(bucket, _part(prefix, shard.index, fmt), out, CONTENT_TYPES[fmt])
+        self.bucket.put_json(bucket, _part(prefix, shard.index, ".json"), result)
+        return result
+
+    def shard_failed(self, job: dict[str, Any], shard_doc: dict[str, Any], error: Any) -> None:
+        """Record a shard that failed past its retries (the state machine's catch)."""
+        shard = Shard.from_json(shard_doc)
+        cause = error.get("Cause", "") if isinstance(error, dict) else str(error)
+        kind = error.get("Error", "Error") if isinstance(error, dict) else "Error"
+        try:  # a Lambda failure's cause is a JSON document with the exception's message
+            cause = orjson.loads(cause).get("errorMessage", cause)
+        except (orjson.JSONDecodeError, AttributeError):
+            pass
+        result = {"index": shard.index, "status": "error", "kind": kind}
+        result["error"] = f"failed past its retries: {kind}: {str(cause)[:1000]}"
+        prefix = parse_input_key(job["key"]).shards(job["etag"])
+        self.bucket.put_json(job["bucket"], _part(prefix, shard.index, ".json"), result)
+
+    def finish_shards(self, job: dict[str, Any]) -> Outcome:
+        """Combine the parts into the output (with its summary and receipt), or the error."""
+        started = time.perf_counter()
+        bucket, key, etag, version = job["bucket"], job["key"], job["etag"], int(job["version"])
+        parsed, plan = parse_input_key(key), self._plan(job)
+        prefix = parsed.shards(etag)
+        with ThreadPoolExecutor(16, thread_name_prefix="maas-results") as pool:
+            results = list(
+                pool.map(
+                    lambda s: self.bucket.read_json(bucket, _part(prefix, s.index, ".json")),
+                    plan.shards,
+                )
+            )
+        if any(r is not None and r.get("status") == "superseded" for r in results):
+            return Outcome("superseded", key, parsed.model)
+        message = failure(plan, results)
+        if message is not None:
+            outcome = self._error(
+                bucket, parsed.error(), key, etag, ShardsFailed(message), receipt=parsed
+            )
+        else:
+            runner = self.registry.runner(parsed.model, str(version))
+            fmt = output_suffix(plan.suffix, runner.manifest.outputs)
+            with tempfile.TemporaryDirectory(prefix="maas-combine-") as tmp:
+                out = Path(tmp) / f"out{fmt}"
+
+                def parts() -> Iterator[Path]:  # one part on disk at a time
+                    for shard in plan.shards:
+                        part = Path(tmp) / "part"
+                        self.bucket.download(bucket, _part(prefix, shard.index, fmt), "", part)
+                        yield part
+
+                rows = combine(plan, runner, parts(), out, self.chunk_rows)
+                output = parsed.output(version, fmt)
+                self.bucket.upload(bucket, output, out, CONTENT_TYPES[fmt])
+            seconds = sum(float(r.get("seconds", 0)) for r in results if r)
+            stats = JobStats(rows=rows, chunks=len(plan.shards), output_format=fmt, seconds=seconds)
+            summary = self._summary(parsed, etag, version, runner.manifest.sha256, output, stats)
+            summary |= {"shards": len(plan.shards), "shard_parts": prefix}
+            self.bucket.put_json(bucket, parsed.summary(version), summary)
+            self._receipt(bucket, parsed, etag, output)
+            outcome = Outcome("output", output, parsed.model, version, rows)
+        self.telemetry.batch_object(
+            key=key,
+            outcome=outcome.kind,
+            model=outcome.model,
+            version=version,
+            rows=outcome.rows,
+            seconds=time.perf_counter() - started,
+            error=outcome.error,
+        )
+        return outcome
+
+    def _plan(self, job: dict[str, Any]) -> Plan:
+        doc = self.bucket.read_json(job["bucket"], job["plan"])
+        if doc is None:
+            raise TransientFault(f"the shard plan s3://{job['bucket']}/{job['plan']} is missing")
+        return Plan.from_json(doc)
 
     def _summary(
         self, parsed: InputKey, etag: str, version: int, sha256: str, output: str, stats: JobStats
@@ -196,3 +346,42 @@ class ObjectProcessor:
             )
         model = receipt.model if receipt is not None else None
         return Outcome("error", error_key, model, error=str(exc))
+
+
+def _part(prefix: str, index: int, suffix: str) -> str:
+    return f"{prefix}part-{index:05d}{suffix}"
+
+
+def execution_name(key: str, etag: str) -> str:
+    """A state machine execution's name for one input version: the same for duplicate events
+    (Step Functions refuses a second execution of a name), within its 80 characters."""
+    digest = hashlib.sha256(f"{key}\n{etag.strip(chr(34))}".encode()).hexdigest()
+    return f"maas-batch-{digest[:64]}"
+
+
+class ShardMachine:
+    """Starts the shard state machine's executions."""
+
+    def __init__(self, arn: str, client: Any = None) -> None:
+        import boto3
+
+        from functions.stores.s3 import CLIENT_CONFIG
+
+        self.arn = arn
+        self.client = client or boto3.client("stepfunctions", config=CLIENT_CONFIG)
+
+    def start(self, name: str, job: dict[str, Any]) -> bool:
+        """Start an execution; False when one of that name exists (a duplicate event)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.start_execution(
+                stateMachineArn=self.arn, name=name, input=orjson.dumps(job).decode()
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+                return False
+            raise TransientFault(f"cannot start the shard state machine: {exc}") from None
+        except BotoCoreError as exc:
+            raise TransientFault(f"cannot reach Step Functions: {exc}") from None
+        return True
