@@ -43,6 +43,11 @@ class MaasConfig:
     batch_timeout_seconds: int = 900
     batch_ephemeral_mb: int = 4096
     batch_chunk_rows: int = 4096
+    # Inputs over this many MB are scored in shards of about batch_shard_mb by a state machine.
+    batch_shard_above_mb: int = 512
+    batch_shard_mb: int = 128
+    batch_max_concurrency: int = 100  # shards scored at once (Distributed Map: up to 10,000)
+    batch_tolerated_failure_percent: int = 0
     reserved_concurrency: int | None = None
     provisioned_concurrency: int = 0
     snap_start: bool = False
@@ -120,6 +125,12 @@ class MaasConfig:
         ):
             if not 512 <= value <= 10240:
                 raise ConfigError(f"{key} must be 512-10240 (Lambda's ephemeral storage, MB)")
+        if not 1 <= self.batch_max_concurrency <= 10000:
+            raise ConfigError("maas:batchMaxConcurrency must be 1-10000 (Distributed Map's limit)")
+        if not 0 <= self.batch_tolerated_failure_percent <= 100:
+            raise ConfigError("maas:batchToleratedFailurePercent must be 0-100")
+        if not 1 <= self.batch_shard_mb <= self.batch_shard_above_mb:
+            raise ConfigError("maas:batchShardMb must be at least 1 and at most batchShardAboveMb")
         if self.snap_start and self.provisioned_concurrency:
             raise ConfigError("choose maas:snapStart or maas:provisionedConcurrency, not both")
         if self.provisioned_concurrency < 0 or self.gpu_max_instances < 1:

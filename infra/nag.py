@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import IConstruct
 
 PREFIX = (
@@ -54,12 +56,57 @@ PREFIXES: dict[str, tuple[str, ...]] = {
         "inputs/*",
         "outputs/*",
         "outputs/_receipts/*",
+        "outputs/_shards/*",
         "errors/*",
         "gpu/inputs/*",
         "gpu/outputs/*",
         "gpu/errors/*",
     ),
 }
+
+
+def acknowledge_shards(
+    stack: Stack,
+    machine: sfn.StateMachine,
+    shard: lambda_.Function,
+    batch: s3.Bucket,
+    *,
+    traced: bool,
+) -> None:
+    """The shard state machine's role: the grants CDK's Distributed Map and tasks give it."""
+    ids = {
+        name: stack.get_logical_id(c.node.default_child)  # type: ignore[arg-type]
+        for name, c in (("machine", machine), ("shard", shard), ("batch", batch))
+    }
+    execution = (
+        'arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{"Fn::Select":'
+        f'[6,{{"Fn::Split":[":",{{"Ref":"{ids["machine"]}"}}]}}]}}'
+    )
+    reasons = {
+        f"arn:<AWS::Partition>:s3:::<{ids['batch']}>/*": (
+            "The Distributed Map's S3 item reader is granted GetObject on the batch bucket's "
+            "keys by CDK (the items object's key is known only at run time); executions are "
+            "started only by the batch function, with keys under outputs/_shards/."
+        ),
+        f"<{ids['shard']}.Arn>:*": (
+            "CDK's LambdaInvoke grant covers the shard function's versions and aliases."
+        ),
+        "*": (
+            "Step Functions logging: its log delivery actions (logs:CreateLogDelivery and the "
+            "rest) support no resource-level permission, nor, with maas:tracing, X-Ray's "
+            "(https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html)."
+        ),
+        f"{execution}:*": "Distributed Map describes and stops its own child executions.",
+        f"{execution}/*:*": "Distributed Map describes and stops its own child executions.",
+    }
+    for resource, reason in reasons.items():
+        _acknowledge(machine, f"AwsSolutions::AwsSolutions-IAM5[Resource::{resource}]", reason)
+    if not traced:
+        _acknowledge(
+            machine,
+            "AwsSolutions::AwsSolutions-SF2",
+            "X-Ray tracing follows maas:tracing, off by default like the functions' tracing.",
+        )
 
 
 def acknowledge(

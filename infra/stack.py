@@ -20,7 +20,7 @@ from .container import HeavyCpuFunction
 from .dashboard import ServiceDashboard
 from .gpu import ASYNC_PREFIX, GpuEndpoint
 from .grants import write_prefix
-from .nag import acknowledge
+from .nag import acknowledge, acknowledge_shards
 from .storage import Storage
 from .telemetry import keep_handler_logs
 
@@ -102,12 +102,20 @@ class MaasStack(Stack):
             traced=list(self.functions.values()) if config.tracing else (),
             snap_start=config.snap_start,
         )
+        acknowledge_shards(
+            self,
+            self.batch.shards,
+            self.batch.shard_function,
+            storage.batch,
+            traced=config.tracing,
+        )
 
     def _observe(self) -> None:
         """`functions` by service name, the alarms on them and the rest, and the dashboard."""
         functions: dict[str, lambda_.Function] = {
             "maas-api": self.api.function,
             "maas-batch": self.batch.function,
+            "maas-batch-shard": self.batch.shard_function,
         }
         if self.heavy is not None:
             functions["maas-heavy"] = self.heavy.function
@@ -120,7 +128,7 @@ class MaasStack(Stack):
             stage=self.api.stage,
             functions=functions,
             gpu=self.gpu,
-            existing=[self.batch.alarm],
+            existing=[self.batch.alarm, self.batch.shards_alarm],
         )
         self.dashboard = ServiceDashboard(
             self,

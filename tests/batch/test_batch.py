@@ -294,9 +294,10 @@ def test_files_over_the_size_limit_are_refused(
     rig.upload("inputs/digits/prod/huge.npy", npy_bytes(np.zeros((100, 64), np.float32)))
     rig.deliver(1)
     record = rig.json("errors/digits/prod/huge.npy.error.json")
-    assert (
-        record["error"]
-        == "the file is 25728 bytes, over the batch limit of 1000 (MAAS_BATCH_MAX_INPUT_BYTES)"
+    assert record["error"] == (
+        "the file is 25728 bytes, over the batch limit of 1000 (MAAS_BATCH_MAX_INPUT_BYTES) for "
+        "scoring in one invocation, and no shard state machine is configured "
+        "(MAAS_BATCH_STATE_MACHINE)"
     )
 
 

@@ -16,7 +16,13 @@ from tests.infra.conftest import VARIANTS, Synth, synth
 
 API = "functions.api.handler.handler"
 BATCH = "functions.batch.handler.handler"
-SERVICES = {API: "maas-api", BATCH: "maas-batch", "image": "maas-heavy"}
+SHARD = "functions.batch.shard_handler.handler"
+SERVICES = {
+    API: "maas-api",
+    BATCH: "maas-batch",
+    SHARD: "maas-batch-shard",
+    "image": "maas-heavy",
+}
 XRAY = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
 
 
@@ -117,13 +123,13 @@ def test_api_alarms(default: Synth) -> None:
 
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
 def test_function_alarms(default: Synth, observed: Synth, metric: str) -> None:
-    for handler in (API, BATCH):
+    for handler in (API, BATCH, SHARD):
         alarm = _alarm(default, "AWS/Lambda", metric, _function_ref(default, handler))
         assert (alarm["Statistic"], alarm["Threshold"], alarm["Period"]) == ("Sum", 1, 300)
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     # the heavy-CPU function, when it exists
     _alarm(observed, "AWS/Lambda", metric, _function_ref(observed, "image"))
-    assert len([a for a in _alarms(default) if a.get("MetricName") == metric]) == 2
+    assert len([a for a in _alarms(default) if a.get("MetricName") == metric]) == 3
 
 
 def test_the_dead_letter_alarm_pages(default: Synth) -> None:
@@ -232,7 +238,8 @@ def test_the_dashboard_shows_aws_metrics(default: Synth, observed: Synth) -> Non
     gpu = {(row[0], row[1]) for row in _dashboard(observed) if isinstance(row[0], str)}
     assert ("AWS/SageMaker", "ApproximateBacklogSize") in gpu
     heavy = [row for row in _dashboard(observed) if row[:2] == ["AWS/Lambda", "Errors"]]
-    assert [row[-1]["label"] for row in heavy] == ["maas-api", "maas-batch", "maas-heavy"]
+    labels = [row[-1]["label"] for row in heavy]
+    assert labels == ["maas-api", "maas-batch", "maas-batch-shard", "maas-heavy"]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -282,7 +289,8 @@ def test_functions_log_json_with_powertools_settings(default: Synth, observed: S
         (observed, "DEBUG", "DEBUG", True),
     ):
         functions = _functions(s)
-        assert set(functions) == ({API, BATCH, "image"} if traced else {API, BATCH})
+        every = {API, BATCH, SHARD}
+        assert set(functions) == (every | {"image"} if traced else every)
         for handler, fn in functions.items():
             config = fn["LoggingConfig"]
             assert (config["LogFormat"], config["ApplicationLogLevel"]) == ("JSON", level)
@@ -322,8 +330,9 @@ def test_tracing_on_by_context(observed: Synth) -> None:
     functions = _functions(observed)
     assert all(f["TracingConfig"] == {"Mode": "Active"} for f in functions.values())
     xray = _xray_statements(observed)
-    assert len(xray) == len(functions) == 3
-    assert all(sorted(st["Action"]) == XRAY and st["Resource"] == "*" for st in xray)
+    assert len(xray) == len(functions) + 1 == 5  # and the shard state machine's role
+    assert all(st["Resource"] == "*" for st in xray)
+    assert sum(sorted(st["Action"]) == XRAY for st in xray) == len(functions)
 
 
 def test_the_xray_acknowledgement_covers_only_the_traced_roles(observed: Synth) -> None:
@@ -343,7 +352,9 @@ def test_the_xray_acknowledgement_covers_only_the_traced_roles(observed: Synth) 
         "Active tracing": [
             "Maas/Api/Function/ServiceRole/DefaultPolicy/Resource",
             "Maas/Batch/Function/ServiceRole/DefaultPolicy/Resource",
+            "Maas/Batch/Shard/Function/ServiceRole/DefaultPolicy/Resource",
             "Maas/Heavy/Function/ServiceRole/DefaultPolicy/Resource",
         ],
         "ecr": ["Maas/Gpu/Role/DefaultPolicy/Resource"],
+        "Step Functions logging": ["Maas/Batch/Shards/Role/DefaultPolicy/Resource"],
     }

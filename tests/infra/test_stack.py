@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -297,3 +298,71 @@ def test_heavy_cpu_container_function_by_context() -> None:
 
 def test_outputs(default: Synth) -> None:
     assert {"ApiUrl", "ModelStore", "BatchBucket", "DeadLetterQueue"} <= set(default.doc["Outputs"])
+
+
+def _definition(s: Synth) -> dict[str, Any]:
+    machine = s.one("AWS::StepFunctions::StateMachine")
+    parts = machine["DefinitionString"]["Fn::Join"][1]
+    return dict(json.loads("".join(p if isinstance(p, str) else "0" for p in parts)))
+
+
+def test_large_inputs_fan_out_on_a_distributed_map(default: Synth) -> None:
+    definition = _definition(default)
+    assert definition["StartAt"] == "ScoreShards"
+    shards = definition["States"]["ScoreShards"]
+    assert shards["ItemProcessor"]["ProcessorConfig"] == {
+        "Mode": "DISTRIBUTED",
+        "ExecutionType": "STANDARD",
+    }
+    assert shards["ItemReader"]["Resource"].endswith(":states:::s3:getObject")
+    assert shards["ItemReader"]["ReaderConfig"] == {"InputType": "JSON"}
+    assert shards["ItemReader"]["Parameters"]["Key.$"] == "$.items"
+    assert shards["ItemSelector"] == {
+        "action": "shard",
+        "job.$": "$",
+        "shard.$": "$$.Map.Item.Value",
+    }
+    assert (shards["MaxConcurrency"], shards.get("ToleratedFailurePercentage", 0)) == (100, 0)
+    assert shards["ResultPath"] is None and shards["Next"] == "CombineShards"
+    assert shards["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "CombineShards"}
+    ]
+    score = shards["ItemProcessor"]["States"]["ScoreShard"]
+    assert score["Retry"][0]["ErrorEquals"] == ["States.ALL"]
+    assert score["Retry"][0]["MaxAttempts"] == 3
+    assert score["Catch"][0]["Next"] == "RecordFailedShard"
+    failed = shards["ItemProcessor"]["States"]["RecordFailedShard"]["Parameters"]
+    assert failed == {
+        "action": "shard-failed",
+        "job.$": "$.job",
+        "shard.$": "$.shard",
+        "error.$": "$.error",
+    }
+    finish = definition["States"]["CombineShards"]
+    assert finish["Parameters"] == {"action": "finish", "job.$": "$"}
+    assert finish["End"] is True
+    # The batch function starts it, knows when to, and nothing else may
+    batch = default.one("AWS::Lambda::Function", Handler="functions.batch.handler.handler")
+    env = batch["Environment"]["Variables"]
+    assert env["MAAS_BATCH_SHARD_ABOVE_BYTES"] == str(512 * 1024 * 1024)
+    assert env["MAAS_BATCH_SHARD_BYTES"] == str(128 * 1024 * 1024)
+    assert "Ref" in env["MAAS_BATCH_STATE_MACHINE"]
+    starts = [
+        p["Properties"]["Roles"][0]["Ref"]
+        for p in default.resources("AWS::IAM::Policy").values()
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+        if st["Action"] == "states:StartExecution"
+    ]
+    # the batch function, and the machine itself (a Distributed Map starts child executions)
+    assert sorted(r.split("Role")[0] for r in starts) == ["BatchFunctionService", "BatchShards"]
+    # Failed executions page
+    alarm = default.one("AWS::CloudWatch::Alarm", MetricName="ExecutionsFailed")
+    assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 1)
+    machine = default.one("AWS::StepFunctions::StateMachine")
+    assert machine["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_shard_concurrency_and_tolerated_failures_by_context() -> None:
+    s = synth(batchMaxConcurrency="1000", batchToleratedFailurePercent="5")
+    shards = _definition(s)["States"]["ScoreShards"]
+    assert (shards["MaxConcurrency"], shards["ToleratedFailurePercentage"]) == (1000, 5)
