@@ -198,11 +198,30 @@ def test_templates_grant_no_s3_star_no_needless_star_and_authorize_every_route(
             assert "s3:*" not in actions and "*" not in actions, (logical, statement)
             if statement.get("Resource") == "*":
                 # Actions AWS defines without resource-level permissions: the GPU image pull's
-                # token, and X-Ray's, only where maas:tracing turns active tracing on.
-                allowed = [["ecr:GetAuthorizationToken"]]
+                # token, the shard state machine's log delivery, and X-Ray's, only where
+                # maas:tracing turns active tracing on (the state machine's with sampling).
+                allowed = [["ecr:GetAuthorizationToken"], LOG_DELIVERY]
                 if VARIANTS[variant].get("tracing") == "true":
-                    allowed.append(["xray:PutTelemetryRecords", "xray:PutTraceSegments"])
+                    allowed.append(XRAY)
+                    allowed.append(sorted(LOG_DELIVERY + XRAY_SAMPLING + XRAY))
                 assert sorted(actions) in allowed, (logical, statement)
+
+
+XRAY = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+XRAY_SAMPLING = ["xray:GetSamplingRules", "xray:GetSamplingTargets"]
+LOG_DELIVERY = [
+    f"logs:{action}"
+    for action in (
+        "CreateLogDelivery",
+        "DeleteLogDelivery",
+        "DescribeLogGroups",
+        "DescribeResourcePolicies",
+        "GetLogDelivery",
+        "ListLogDeliveries",
+        "PutResourcePolicy",
+        "UpdateLogDelivery",
+    )
+]
 
 
 def test_onnx_is_not_imported_by_the_functions() -> None:
