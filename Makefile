@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: bench-heavy bench-peers demo test lint typecheck security unit bench synth clean
+.PHONY: bench-heavy bench-peers bench-shards demo test lint typecheck security unit bench synth clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench: $(STAMP)  ## every layer as a ratio to raw onnxruntime, in one run
 bench-peers: $(STAMP)  ## maas serve against MLServer, KServe and Flask (peers' environments made on demand)
 	command -v wrk >/dev/null || { test "$$(id -u)" = 0 && { apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; }; } || echo "wrk unavailable: the Python load generator is used"
 	$(BIN)/python -m bench.peers --plot docs/peers.png
+
+bench-shards: $(STAMP)  ## maas batch --workers 2 on a 1,000,000-row CSV (2.8 GB, generated and deleted)
+	$(BIN)/python -m bench.shards --rows 1000000 --workers 2
 
 bench-heavy: $(STAMP)  ## heavy models (BERT-base, 2.46 GB external data): cold start, RSS, downloads
 	$(BIN)/python -m bench.heavy --paths

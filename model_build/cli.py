@@ -387,11 +387,11 @@ def batch(
     runner = registry.runner(model, str(resolved))
     fmt = output_suffix(suffix, runner.manifest.outputs)
     target = out_path or file.with_name(f"{file.stem}.predictions{fmt}")
-    shards: dict[str, int] = {}
+    shards: dict[str, float] = {}
     try:
         if workers > 1:
-            stats = _batch_in_shards(file, runner, store, workers, target, settings)
-            shards = {"shards": stats.chunks, "workers": workers}
+            stats, peak_mb = _batch_in_shards(file, runner, store, workers, target, settings)
+            shards = {"shards": stats.chunks, "workers": workers, "peak_rss_mb": peak_mb}
         else:
             with file.open("rb") as stream:
                 stats = run_job(
@@ -428,8 +428,9 @@ def batch(
 
 def _batch_in_shards(
     file: Path, runner: Runner, store: str, workers: int, target: Path, settings: Settings
-) -> JobStats:
-    """`maas batch --workers N`: the shard plan on local processes, with a progress bar."""
+) -> tuple[JobStats, float]:
+    """`maas batch --workers N`: the shard plan on local processes, with a progress bar; the
+    stats and the largest peak RSS of a worker (MB)."""
     import time
 
     from rich.progress import Progress
@@ -440,7 +441,7 @@ def _batch_in_shards(
     started = time.perf_counter()
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task(f"scoring {file.name} on {workers} workers", total=None)
-        plan, _, rows = score_locally(
+        plan, results, rows = score_locally(
             file,
             runner=runner,
             store=store,
@@ -451,9 +452,10 @@ def _batch_in_shards(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     seconds = time.perf_counter() - started
-    return JobStats(
+    stats = JobStats(
         rows=rows, chunks=len(plan.shards), output_format=target.suffix, seconds=seconds
     )
+    return stats, round(max(float(r.get("peak_rss_mb", 0)) for r in results), 1)
 
 
 @app.command()

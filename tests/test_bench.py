@@ -97,6 +97,16 @@ def test_batch_bench_runs_every_path(tmp_path: Path) -> None:
     assert all(r["rows_per_s"] > 0 for r in rows)
 
 
+def test_shards_bench_checks_the_output_and_reports_per_worker(tmp_path: Path) -> None:
+    out = tmp_path / "shards.json"
+    result = run_module("bench.shards", "--rows", "3000", "--shard-mb", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    figures = orjson.loads(out.read_bytes())
+    assert figures["rows"] == 3000 and figures["workers"] == 2 and figures["shards"] > 4
+    assert figures["max_abs_diff"] < 1e-5 and figures["peak_rss_mb"] > 0
+    assert figures["per_worker_vs_raw_csv"] > 0 and figures["raw_memory_rows_s"] > 0
+
+
 def test_coldstart_bench_reports_phases(tmp_path: Path) -> None:
     out = tmp_path / "cold.json"
     result = run_module("bench.coldstart", "--rounds", "1", "--out", str(out))

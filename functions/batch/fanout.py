@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -61,7 +62,9 @@ def run_shard(
         return result
     lines_read = max(0, lines.count - header_lines)
     result |= {"status": "ok", "rows": stats.rows, "lines": lines_read}
-    return result | {"seconds": round(time.perf_counter() - started, 3)}
+    # the process's peak so far (a worker scores shard after shard): bounded by the chunks
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result | {"seconds": round(time.perf_counter() - started, 3), "peak_rss_mb": peak_mb}
 
 
 def failure(plan: Plan, results: Sequence[ShardResult | None]) -> str | None:
