@@ -149,7 +149,10 @@ def score_locally(
     """
     size = file.stat().st_size
     suffix = file.suffix.lower()
-    shard_bytes = max(1024, min(shard_bytes, -(-size // max(1, workers))))
+    # As many shards as a whole number of rounds of the workers: none idles through the last
+    count = -(-size // max(1, shard_bytes))
+    count = -(-count // workers) * workers
+    shard_bytes = max(1024, -(-size // count))
     with file.open("rb") as handle:
         plan = plan_shards(handle, size, suffix, runner.manifest.inputs, shard_bytes)
     manifest = runner.manifest

@@ -291,7 +291,7 @@ def _csv_chunks(
 def _csv_fast(block: list[str], width: int, spec: TensorSpec) -> Chunk | None:
     """Lines of numbers, all `width` wide, as the input's chunk ({} if all blank); None where
     the csv module must read them (quotes, an empty or non-numeric field, a wrong width)."""
-    kept = [line for line in block if line.strip()]
+    kept = [line for line in block if not line.isspace()]  # blank lines are no rows
     if not kept:
         return {}
     if any('"' in line for line in kept):
