@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import multiprocessing
-import os
 import resource
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from functions.core.runner import Runner
+from functions.core.sessions import usable_cpus
 
 from .faults import is_permanent
 from .formats import FormatError, Lines, NpzWriter, output_suffix, read_chunks
@@ -43,6 +43,7 @@ def run_shard(
     out: Path,
     chunk_rows: int,
     budget: Callable[[], float | None] = unbounded,
+    read_ahead: bool = True,
 ) -> ShardResult:
     """Score one shard into `out`; its result. A transient fault is raised (to be retried)."""
     lines = Lines()
@@ -51,7 +52,14 @@ def run_shard(
     result: ShardResult = {"index": shard.index}
     try:
         chunks = read_shard(plan, shard, runner.manifest.inputs, chunk_rows, open_range, lines)
-        stats = run_chunks(chunks, suffix=plan.suffix, runner=runner, out=out, budget=budget)
+        stats = run_chunks(
+            chunks,
+            suffix=plan.suffix,
+            runner=runner,
+            out=out,
+            budget=budget,
+            read_ahead=read_ahead,
+        )
     except Exception as exc:
         if not is_permanent(exc):
             raise
@@ -156,7 +164,7 @@ def score_locally(
     with file.open("rb") as handle:
         plan = plan_shards(handle, size, suffix, runner.manifest.inputs, shard_bytes)
     manifest = runner.manifest
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cpus() // workers)
     context = multiprocessing.get_context("spawn")  # no forked onnxruntime thread pools
     with (
         tempfile.TemporaryDirectory(prefix=".maas-shards-", dir=out.parent) as tmp,
@@ -171,6 +179,7 @@ def score_locally(
                 (str(file), plan.to_json(), s.to_json(), manifest.name, manifest.version),
                 str(part),
                 chunk_rows,
+                threads > 1,  # read ahead only with a core to spare
             )
             for s, part in zip(plan.shards, parts, strict=True)
         ]
@@ -195,7 +204,10 @@ def _init_worker(store: str, threads: int) -> None:
 
 
 def _local_shard(
-    task: tuple[str, dict[str, Any], dict[str, Any], str, int], out: str, chunk_rows: int
+    task: tuple[str, dict[str, Any], dict[str, Any], str, int],
+    out: str,
+    chunk_rows: int,
+    read_ahead: bool,
 ) -> ShardResult:
     from functions.runtime import get_runtime
 
@@ -208,5 +220,11 @@ def _local_shard(
 
         plan, shard = Plan.from_json(plan_doc), Shard.from_json(shard_doc)
         return run_shard(
-            plan, shard, runner=runner, open_range=open_range, out=Path(out), chunk_rows=chunk_rows
+            plan,
+            shard,
+            runner=runner,
+            open_range=open_range,
+            out=Path(out),
+            chunk_rows=chunk_rows,
+            read_ahead=read_ahead,
         )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -57,19 +58,26 @@ def run_chunks(
     runner: Runner,
     out: Path,
     budget: Callable[[], float | None] = unbounded,
+    read_ahead: bool = True,
 ) -> JobStats:
-    """Run every chunk of `source` (read from a `suffix` file), predictions to `out`."""
+    """Run every chunk of `source` (read from a `suffix` file), predictions to `out`.
+
+    `read_ahead`: read the next chunk on a second thread while this one runs (the read,
+    network and decoding, overlaps with onnxruntime's run, which releases the GIL; at most two
+    chunks in memory). Worth it only with a core to spare: processes that each have one core
+    (`maas batch --workers` with as many workers as cores) read in turn instead.
+    """
     started = time.perf_counter()
     fmt = output_suffix(suffix, runner.manifest.outputs)
     writer = NpzWriter(out) if fmt == ".npz" else JsonlWriter(out)
     rows = chunks = 0
-    # Read ahead by one chunk on a second thread: the read (network, decoding) overlaps with
-    # onnxruntime's run, which releases the GIL. At most two chunks are in memory at once.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="maas-read") as reader:
-        pending = reader.submit(next, source, None)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maas-read")
+    with pool if read_ahead else nullcontext(pool) as reader:
+        fetch = reader.submit if read_ahead else _now
+        pending = fetch(next, source, None)
         try:
             while (chunk := pending.result()) is not None:
-                pending = reader.submit(next, source, None)
+                pending = fetch(next, source, None)
                 writer.write(runner.run(list(chunk.items()), timeout=budget()))
                 rows += len(next(iter(chunk.values())))
                 chunks += 1
@@ -79,3 +87,13 @@ def run_chunks(
     return JobStats(
         rows=rows, chunks=chunks, output_format=fmt, seconds=time.perf_counter() - started
     )
+
+
+def _now(call: Callable[..., Chunk | None], *args: object) -> Future[Chunk | None]:
+    """`call(*args)` in this thread, as a finished future (no read-ahead)."""
+    done: Future[Chunk | None] = Future()
+    try:
+        done.set_result(call(*args))
+    except BaseException as exc:  # delivered by .result(), as the thread pool's would be
+        done.set_exception(exc)
+    return done
