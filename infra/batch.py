@@ -68,17 +68,31 @@ class BatchPipeline(Construct):
             "MAAS_BATCH_SHARD_ABOVE_BYTES": str(config.batch_shard_above_mb * 1024 * 1024),
             "MAAS_BATCH_SHARD_BYTES": str(config.batch_shard_mb * 1024 * 1024),
         }
-        self.shard_function = python_function(
+
+        def batch_function(
+            scope: Construct, handler: str, service: str, env: dict[str, str], description: str
+        ) -> lambda_.Function:
+            """The batch functions' memory, time and /tmp (.npz inputs are staged there:
+            zip archives need to seek; shards' parts and the combined output too)."""
+            return python_function(
+                scope,
+                handler=handler,
+                code=code,
+                config=config,
+                service=service,
+                memory_mb=config.batch_memory_mb,
+                timeout_seconds=config.batch_timeout_seconds,
+                ephemeral_storage_size=Size.mebibytes(config.batch_ephemeral_mb),
+                environment=env,
+                description=f"serverless-maas batch: {description}",
+            )
+
+        self.shard_function = batch_function(
             Construct(self, "Shard"),
-            handler="functions.batch.shard_handler.handler",
-            code=code,
-            config=config,
-            service="maas-batch-shard",
-            memory_mb=config.batch_memory_mb,
-            timeout_seconds=config.batch_timeout_seconds,
-            ephemeral_storage_size=Size.mebibytes(config.batch_ephemeral_mb),
-            environment=environment,
-            description="serverless-maas batch: scores one shard of a large input, or combines",
+            "functions.batch.shard_handler.handler",
+            "maas-batch-shard",
+            environment,
+            "scores one shard of a large input, or combines the shards",
         )
         # Reads its shard of the input and the plan; writes parts, outputs, receipts, errors.
         read_prefix(self.shard_function, bucket, "inputs/")
@@ -87,22 +101,16 @@ class BatchPipeline(Construct):
         write_prefix(self.shard_function, bucket, "errors/")
         read_prefix(self.shard_function, models, "models/")
         self.shards = self._state_machine(config, bucket)
-        self.function = python_function(
+        self.function = batch_function(
             self,
-            handler="functions.batch.handler.handler",
-            code=code,
-            config=config,
-            service="maas-batch",
-            memory_mb=config.batch_memory_mb,
-            timeout_seconds=config.batch_timeout_seconds,
-            # .npz inputs are staged on local disk (zip archives need to seek).
-            ephemeral_storage_size=Size.mebibytes(config.batch_ephemeral_mb),
-            environment=environment
+            "functions.batch.handler.handler",
+            "maas-batch",
+            environment
             | {
                 "MAAS_BATCH_MAX_INPUT_BYTES": str(config.batch_ephemeral_mb * 1024 * 1024 // 2),
                 "MAAS_BATCH_STATE_MACHINE": self.shards.state_machine_arn,
             },
-            description="serverless-maas batch: scores files uploaded under inputs/",
+            "scores files uploaded under inputs/",
         )
         self.shards.grant_start_execution(self.function)
         self.function.add_event_source(
