@@ -22,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
+from functions.core.manifest import Manifest
 from functions.core.runner import Runner
 from functions.core.sessions import usable_cpus
 
@@ -110,10 +111,12 @@ def failure(plan: Plan, results: Sequence[ShardResult | None]) -> str | None:
     )
 
 
-def combine(plan: Plan, runner: Runner, parts: Iterable[Path], out: Path, chunk_rows: int) -> int:
+def combine(
+    plan: Plan, manifest: Manifest, parts: Iterable[Path], out: Path, chunk_rows: int
+) -> int:
     """Join the shards' parts, in order, into one output file; its rows."""
     rows = 0
-    if output_suffix(plan.suffix, runner.manifest.outputs) == ".jsonl":
+    if output_suffix(plan.suffix, manifest.outputs) == ".jsonl":
         with out.open("wb") as target:
             for part in parts:
                 with part.open("rb") as source:
@@ -128,7 +131,7 @@ def combine(plan: Plan, runner: Runner, parts: Iterable[Path], out: Path, chunk_
                 if not archive.namelist():  # a shard with no rows (a blank stretch of text)
                     continue
             with part.open("rb") as source:
-                for chunk in read_chunks(source, ".npz", runner.manifest.outputs, chunk_rows):
+                for chunk in read_chunks(source, ".npz", manifest.outputs, chunk_rows):
                     writer.write(chunk)
                     rows += len(next(iter(chunk.values())))
     finally:
@@ -190,7 +193,7 @@ def score_locally(
                 progress(len(results), len(futures))
         if (message := failure(plan, results)) is not None:
             raise FormatError(message)
-        rows = combine(plan, runner, parts, out, chunk_rows)
+        rows = combine(plan, manifest, parts, out, chunk_rows)
     return plan, results, rows
 
 

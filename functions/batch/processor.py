@@ -179,11 +179,9 @@ class ObjectProcessor:
         """Plan the shards and start their execution (once per key and ETag)."""
         assert self.shards is not None
         version = self.registry.resolve(parsed.model, parsed.ref)  # every shard: this version
-        runner = self.registry.runner(parsed.model, str(version))
+        inputs = self.registry.manifest(parsed.model, str(version)).inputs  # no model load
         with self.bucket.seekable(bucket, parsed.key, etag, size) as handle:
-            plan = plan_shards(
-                handle, size, parsed.suffix, runner.manifest.inputs, self.shard_bytes
-            )
+            plan = plan_shards(handle, size, parsed.suffix, inputs, self.shard_bytes)
         prefix = parsed.shards(etag)
         self.bucket.put_json(bucket, f"{prefix}plan.json", plan.to_json())
         self.bucket.put_json(bucket, f"{prefix}items.json", [s.to_json() for s in plan.shards])
@@ -265,8 +263,8 @@ class ObjectProcessor:
                 bucket, parsed.error(), key, etag, ShardsFailed(message), receipt=parsed
             )
         else:
-            runner = self.registry.runner(parsed.model, str(version))
-            fmt = output_suffix(plan.suffix, runner.manifest.outputs)
+            manifest = self.registry.manifest(parsed.model, str(version))  # no model load
+            fmt = output_suffix(plan.suffix, manifest.outputs)
             with tempfile.TemporaryDirectory(prefix="maas-combine-") as tmp:
                 out = Path(tmp) / f"out{fmt}"
 
@@ -276,12 +274,12 @@ class ObjectProcessor:
                         self.bucket.download(bucket, _part(prefix, shard.index, fmt), "", part)
                         yield part
 
-                rows = combine(plan, runner, parts(), out, self.chunk_rows)
+                rows = combine(plan, manifest, parts(), out, self.chunk_rows)
                 output = parsed.output(version, fmt)
                 self.bucket.upload(bucket, output, out, CONTENT_TYPES[fmt])
             seconds = sum(float(r.get("seconds", 0)) for r in results if r)
             stats = JobStats(rows=rows, chunks=len(plan.shards), output_format=fmt, seconds=seconds)
-            summary = self._summary(parsed, etag, version, runner.manifest.sha256, output, stats)
+            summary = self._summary(parsed, etag, version, manifest.sha256, output, stats)
             summary |= {"shards": len(plan.shards), "shard_parts": prefix}
             self.bucket.put_json(bucket, parsed.summary(version), summary)
             self._receipt(bucket, parsed, etag, output)

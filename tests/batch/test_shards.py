@@ -262,7 +262,7 @@ def test_an_empty_shard_and_the_combining_step(store: Path, tmp_path: Path) -> N
     assert [r["status"] for r in results] == ["ok"] * len(plan.shards)
     assert [r["rows"] for r in results].count(0) >= 1
     assert sum(r["lines"] for r in results) == 3003
-    assert combine(plan, runner, parts, tmp_path / "out.jsonl", 2) == 3
+    assert combine(plan, runner.manifest, parts, tmp_path / "out.jsonl", 2) == 3
     with path.open("rb") as stream:
         run_job(stream, suffix=".jsonl", runner=runner, out=tmp_path / "whole.jsonl", chunk_rows=2)
     same_predictions(tmp_path / "out.jsonl", tmp_path / "whole.jsonl")
