@@ -179,7 +179,10 @@ class BatchPipeline(Construct):
             payload_response_only=True,
         )
         failed.add_retry(errors=[sfn.Errors.ALL], max_attempts=SHARD_RETRIES)
-        score.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.error")
+        # Each child ends with an empty output: the map gathers every child's output, and
+        # Step Functions caps what passes between states at 256 KiB (results live on S3)
+        done = sfn.Pass(self, "ShardDone", result=sfn.Result.from_object({}))
+        score.add_catch(failed.next(done), errors=[sfn.Errors.ALL], result_path="$.error")
         shards = sfn.DistributedMap(
             self,
             "ScoreShards",
@@ -194,7 +197,7 @@ class BatchPipeline(Construct):
             map_execution_type=sfn.StateMachineType.STANDARD,
             result_path=sfn.JsonPath.DISCARD,
         )
-        shards.item_processor(score)
+        shards.item_processor(score.next(done))
         finish = tasks.LambdaInvoke(
             self,
             "CombineShards",

@@ -436,6 +436,7 @@ def _batch_in_shards(
     from rich.progress import Progress
 
     from functions.batch.fanout import score_locally
+    from functions.batch.formats import output_suffix
     from functions.batch.job import JobStats
 
     started = time.perf_counter()
@@ -452,10 +453,9 @@ def _batch_in_shards(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     seconds = time.perf_counter() - started
-    stats = JobStats(
-        rows=rows, chunks=len(plan.shards), output_format=target.suffix, seconds=seconds
-    )
-    return stats, round(max(float(r.get("peak_rss_mb", 0)) for r in results), 1)
+    fmt = output_suffix(file.suffix.lower(), runner.manifest.outputs)
+    stats = JobStats(rows=rows, chunks=len(plan.shards), output_format=fmt, seconds=seconds)
+    return stats, round(max((float(r.get("peak_rss_mb", 0)) for r in results), default=0), 1)
 
 
 @app.command()

@@ -58,6 +58,21 @@ class BatchBucket:
         except (ClientError, BotoCoreError) as exc:
             raise self._fault(exc, bucket, key) from None
 
+    def unchanged(self, bucket: str, key: str, etag: str) -> bool:
+        """False when the object was replaced since `etag` (a deleted one counts as unchanged:
+        its event was handled, and no newer object's event will come)."""
+        try:
+            quoted = '"' + etag.strip('"') + '"'  # an HTTP entity tag is quoted
+            self.client.head_object(Bucket=bucket, Key=key, IfMatch=quoted)
+        except (ClientError, BotoCoreError) as exc:
+            fault = self._fault(exc, bucket, key)
+            if isinstance(fault, ObjectChanged):
+                return False
+            if isinstance(fault, ObjectGone):
+                return True
+            raise fault from None
+        return True
+
     def seekable(self, bucket: str, key: str, etag: str, size: int) -> IO[bytes]:
         """The object as a seekable file that reads what is asked with ranged GETs (a plan)."""
         return io.BufferedReader(_Ranged(self, bucket, key, etag, size), 64 * 1024)

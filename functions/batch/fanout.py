@@ -160,6 +160,8 @@ def score_locally(
     """
     size = file.stat().st_size
     suffix = file.suffix.lower()
+    if size == 0:
+        raise FormatError("the file is empty")
     # As many shards as a whole number of rounds of the workers: none idles through the last
     count = -(-size // max(1, shard_bytes))
     count = -(-count // workers) * workers
@@ -194,6 +196,9 @@ def score_locally(
         if (message := failure(plan, results)) is not None:
             raise FormatError(message)
         rows = combine(plan, manifest, parts, out, chunk_rows)
+        if rows == 0:
+            out.unlink()
+            raise FormatError("the file has no rows")
     return plan, results, rows
 
 

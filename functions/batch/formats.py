@@ -202,7 +202,8 @@ def _text(stream: IO[bytes]) -> Iterator[io.TextIOWrapper]:
     try:
         yield text
     finally:
-        text.detach()
+        if not getattr(stream, "closed", False):  # closed after its file (a failed job): no-op
+            text.detach()
 
 
 def _jsonl_chunks(
@@ -255,7 +256,7 @@ def _csv_chunks(
     try:
         with _text(stream) as text:
             physical: Iterator[str] = iter(text)
-            head = csv.reader(physical)
+            head = csv.reader(physical, strict=True)
             header = next(head, None)
             if header is None:
                 raise FormatError("the .csv file is empty")
@@ -264,6 +265,7 @@ def _csv_chunks(
             spec = inputs[0]
             fast = (
                 len(inputs) == 1
+                and len(spec.shape) == 2
                 and spec.datatype != "BYTES"
                 and columns[spec.name] == list(range(len(header)))
             )
@@ -280,7 +282,7 @@ def _csv_chunks(
                 if chunk:
                     yield chunk
             yield from _csv_rows(
-                csv.reader(physical), header, columns, inputs, chunk_rows, lines, done
+                csv.reader(physical, strict=True), header, columns, inputs, chunk_rows, lines, done
             )
     except UnicodeDecodeError as exc:
         raise FormatError(f"the .csv file is not UTF-8 text: {exc}") from None
@@ -291,19 +293,21 @@ def _csv_chunks(
 def _csv_fast(block: list[str], width: int, spec: TensorSpec) -> Chunk | None:
     """Lines of numbers, all `width` wide, as the input's chunk ({} if all blank); None where
     the csv module must read them (quotes, an empty or non-numeric field, a wrong width)."""
-    kept = [line for line in block if not line.isspace()]  # blank lines are no rows
+    kept = [line for line in block if line not in ("\n", "\r\n")]  # empty lines are no rows
     if not kept:
         return {}
-    if any('"' in line for line in kept):
+    if any('"' in line or line.isspace() for line in kept):  # the csv module's to judge
         return None
     # FP32 is parsed straight to float32: numpy reads each number as a double and rounds it
-    # once, so the values equal the csv module's path (float64, then the input's cast)
+    # once, so the values equal the csv module's path (float64, then the input's cast). A
+    # value that overflows float32 became inf here: such blocks go the exact way, which
+    # refuses it (and keeps an infinity written as such)
     parsed = np.float32 if spec.datatype == "FP32" else np.float64
     try:
         values = np.loadtxt(kept, delimiter=",", dtype=parsed, ndmin=2, comments=None)
     except ValueError:
         return None
-    if values.shape != (len(kept), width):
+    if values.shape != (len(kept), width) or not np.isfinite(values).all():
         return None
     try:
         return {spec.name: decode_json(spec.name, spec.datatype, list(values.shape), values)}

@@ -14,17 +14,17 @@ from typing import IO, Any
 
 import orjson
 
-from functions.core.errors import InvalidInput, PayloadTooLarge
+from functions.core.errors import InvalidInput, MaasError, PayloadTooLarge
 from functions.core.registry import Registry
 from functions.telemetry import Telemetry
 
 from .bucket import BatchBucket
 from .fanout import combine, failure, run_shard
 from .faults import ObjectChanged, ShardsFailed, TransientFault, is_permanent
-from .formats import output_suffix
+from .formats import FormatError, output_suffix
 from .job import JobStats, run_job, unbounded
 from .keys import InputKey, error_key_for_unparsed, parse_input_key
-from .shards import Plan, Shard, plan_shards
+from .shards import NotShardable, Plan, Shard, plan_shards
 
 CONTENT_TYPES = {".npz": "application/octet-stream", ".jsonl": "application/x-ndjson"}
 
@@ -141,7 +141,11 @@ class ObjectProcessor:
     ) -> Outcome:
         parsed.check_format()
         if self.shards is not None and size > self.shard_above_bytes:
-            return self._fan_out(bucket, parsed, etag, size)
+            try:
+                return self._fan_out(bucket, parsed, etag, size)
+            except NotShardable:  # a compressed .npz: whole, if one invocation may take it
+                if size > self.max_input_bytes:
+                    raise
         if size > self.max_input_bytes:
             raise PayloadTooLarge(
                 f"the file is {size} bytes, over the batch limit of {self.max_input_bytes} "
@@ -255,13 +259,15 @@ class ObjectProcessor:
                     plan.shards,
                 )
             )
-        if any(r is not None and r.get("status") == "superseded" for r in results):
-            return Outcome("superseded", key, parsed.model)
+        superseded = any(r is not None and r.get("status") == "superseded" for r in results)
+        if superseded or not self.bucket.unchanged(bucket, key, etag):
+            return Outcome("superseded", key, parsed.model)  # the newer object's event runs
         message = failure(plan, results)
-        if message is not None:
-            outcome = self._error(
-                bucket, parsed.error(), key, etag, ShardsFailed(message), receipt=parsed
-            )
+        error: MaasError | None = ShardsFailed(message) if message is not None else None
+        if error is None and not sum(int(r["rows"]) for r in results if r):
+            error = FormatError("the file has no rows")
+        if error is not None:
+            outcome = self._error(bucket, parsed.error(), key, etag, error, receipt=parsed)
         else:
             manifest = self.registry.manifest(parsed.model, str(version))  # no model load
             fmt = output_suffix(plan.suffix, manifest.outputs)

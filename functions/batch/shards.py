@@ -37,6 +37,11 @@ from .formats import (
     zip_rows,
 )
 
+
+class NotShardable(FormatError):
+    """A file that cannot be cut (a compressed .npz): scored whole, if it fits one invocation."""
+
+
 # Open bytes [start, end) of the input file as a stream.
 OpenRange = Callable[[int, int], IO[bytes]]
 _ZIP_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip member's local header: 30 bytes
@@ -159,12 +164,15 @@ def _npz_arrays(
     for name, member in npz_members(archive, inputs).items():
         info = archive.getinfo(member)
         if info.compress_type != zipfile.ZIP_STORED:
-            raise FormatError(
+            raise NotShardable(
                 f"array '{name}' of the .npz file is compressed, so it cannot be read from the "
                 "middle: save it with np.savez (not savez_compressed) to score it in shards"
             )
         handle.seek(info.header_offset)
-        fields = _ZIP_LOCAL_HEADER.unpack(handle.read(_ZIP_LOCAL_HEADER.size))
+        try:
+            fields = _ZIP_LOCAL_HEADER.unpack(handle.read(_ZIP_LOCAL_HEADER.size))
+        except struct.error:
+            fields = (b"",)
         if fields[0] != b"PK\x03\x04":
             raise FormatError(f"array '{name}' of the .npz file has a broken zip header")
         handle.seek(info.header_offset + _ZIP_LOCAL_HEADER.size + fields[-2] + fields[-1])

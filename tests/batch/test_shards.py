@@ -306,3 +306,88 @@ def test_the_fast_csv_reader_and_the_exact_one_agree() -> None:
     data = ("\n".join(lines) + "\n").encode()
     with pytest.raises(FormatError, match="^line 151 has 2 fields, the header has 3$"):
         list(read_chunks(io.BytesIO(data), ".csv", spec, 64))
+
+
+def test_csv_edge_cases_read_the_same_whole_and_in_shards(store: Path, tmp_path: Path) -> None:
+    from functions.core.manifest import TensorSpec
+
+    # A [-1] input fed by its named column keeps its rank
+    one_d = (TensorSpec("x", "FP32", (-1,)),)
+    chunks = list(read_chunks(io.BytesIO(b"x\n1\n2\n3\n"), ".csv", one_d, 64))
+    assert chunks[0]["x"].shape == (3,)
+    matrix = (TensorSpec("x", "FP32", (-1, 2)),)
+    # A value that overflows FP32 is refused; an infinity written as such is kept
+    with pytest.raises(FormatError, match="out of range for FP32"):
+        list(read_chunks(io.BytesIO(b"a,b\n1,2\n1e39,2\n"), ".csv", matrix, 64))
+    inf = list(read_chunks(io.BytesIO(b"a,b\n1,2\ninf,2\n"), ".csv", matrix, 64))
+    assert np.isinf(inf[0]["x"][1, 0])
+    # A line of spaces is a row with one field: refused whole and in shards alike
+    runner = runner_for(store, tmp_path, "digits")
+    rows = csv_bytes(digits_rows(40)).split(b"\n")
+    rows[21] = b"   "
+    path = tmp_path / "spaces.csv"
+    path.write_bytes(b"\n".join(rows))
+    with path.open("rb") as stream, pytest.raises(FormatError, match="^line 22 has 1 fields"):
+        list(read_chunks(stream, ".csv", runner.manifest.inputs, 8))
+    with path.open("rb") as handle:
+        plan = plan_shards(handle, path.stat().st_size, ".csv", runner.manifest.inputs, 600)
+    handle, open_range = open_ranges(path)
+    with handle:
+        results = [
+            run_shard(
+                plan, s, runner=runner, open_range=open_range, out=tmp_path / "p", chunk_rows=8
+            )  # type: ignore[arg-type]
+            for s in plan.shards
+        ]
+    assert ": line 22 has 1 fields, the header has 64" in str(failure(plan, results))
+
+
+def test_a_cut_inside_a_quoted_line_break_is_an_error_not_a_shifted_row(tmp_path: Path) -> None:
+    from functions.core.manifest import TensorSpec
+
+    text = (TensorSpec("text", "BYTES", (-1,)),)
+    data = b'text\n"hello\nworld"\nsecond\n'
+    whole = list(read_chunks(io.BytesIO(data), ".csv", text, 64))
+    assert whole[0]["text"].tolist() == [b"hello\nworld", b"second"]
+    path = tmp_path / "quoted.csv"
+    path.write_bytes(data)
+    with path.open("rb") as handle:
+        plan = plan_shards(handle, len(data), ".csv", text, 4)
+    handle, open_range = open_ranges(path)
+    with handle, pytest.raises(FormatError, match="malformed"):
+        for shard in plan.shards:
+            list(read_shard(plan, shard, text, 64, open_range, Lines()))  # type: ignore[arg-type]
+
+
+def test_empty_and_header_only_files_are_refused_with_workers(store: Path, tmp_path: Path) -> None:
+    runner = runner_for(store, tmp_path, "digits")
+    for name, data, message in (
+        ("empty.csv", b"", "the file is empty"),
+        ("header.csv", csv_bytes(digits_rows(0)), "the file has no rows"),
+        ("blank.jsonl", b"\n\n\n", "the file has no rows"),
+    ):
+        path = tmp_path / name
+        path.write_bytes(data)
+        out = tmp_path / f"{name}.out"
+        with pytest.raises(FormatError, match=message):
+            score_locally(
+                path,
+                runner=runner,
+                store=str(store),
+                workers=2,
+                out=out,
+                chunk_rows=8,
+                shard_bytes=1024,
+            )
+        assert not out.exists()
+
+
+def test_a_corrupt_npz_directory_is_a_format_error(store: Path, tmp_path: Path) -> None:
+    import struct
+
+    runner = runner_for(store, tmp_path, "multi")
+    data = bytearray(npz_bytes(features=np.zeros((50, 4), np.float32), ids=np.arange(50)))
+    entry = data.rfind(b"PK\x01\x02")  # the last member's central directory entry
+    struct.pack_into("<L", data, entry + 42, len(data) - 10)  # its local header: near the end
+    with pytest.raises(FormatError, match="broken zip header"):
+        plan_shards(io.BytesIO(bytes(data)), len(data), ".npz", runner.manifest.inputs, 64)

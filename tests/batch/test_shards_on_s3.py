@@ -4,6 +4,7 @@ score the shards against moto's S3 and combine them, or record the failed ones."
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,36 @@ def test_a_poison_line_and_a_lost_shard_give_one_error_record(
 
 def record_key() -> str:
     return "errors/digits/1/poison.csv.error.json"
+
+
+def test_an_input_replaced_before_the_combining_step_writes_nothing(
+    sharded: tuple[Rig, Any, str],
+) -> None:
+    rig, sfn, arn = sharded
+    key = "inputs/digits/1/replaced.csv"
+    rig.upload(key, csv_bytes(digits_rows(600)))
+    rig.deliver(1)
+    (job,) = jobs(sfn, arn)
+    job.pop("name")
+    for item in rig.json(job["items"]):
+        step({"action": "shard", "job": job, "shard": item})
+    rig.upload(key, csv_bytes(digits_rows(3)))  # a newer object, with its own event
+    assert step({"action": "finish", "job": job})["kind"] == "superseded"
+    assert rig.keys("outputs/digits/1/replaced") == []
+    assert rig.keys("errors/digits/1/replaced") == []
+
+
+def test_a_compressed_npz_too_large_to_shard_is_scored_whole(
+    sharded: tuple[Rig, Any, str],
+) -> None:
+    rig, sfn, arn = sharded
+    rng = np.random.default_rng(5)
+    features, ids = rng.standard_normal((3000, 4)).astype(np.float32), np.arange(3000)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, features=features, ids=ids)
+    assert len(buffer.getvalue()) > 20000  # over the rig's shard threshold
+    rig.upload("inputs/multi/1/packed.npz", buffer.getvalue())
+    assert rig.deliver(1)[1] == {"batchItemFailures": []}
+    assert jobs(sfn, arn) == []
+    out = rig.npz("outputs/multi/1/packed.npz")
+    np.testing.assert_array_equal(out["next_ids"], ids + 1)

@@ -331,6 +331,10 @@ def test_large_inputs_fan_out_on_a_distributed_map(default: Synth) -> None:
     assert score["Retry"][0]["ErrorEquals"] == ["States.ALL"]
     assert score["Retry"][0]["MaxAttempts"] == 3
     assert score["Catch"][0]["Next"] == "RecordFailedShard"
+    assert score["Next"] == "ShardDone"
+    assert shards["ItemProcessor"]["States"]["RecordFailedShard"]["Next"] == "ShardDone"
+    done = shards["ItemProcessor"]["States"]["ShardDone"]
+    assert (done["Type"], done["Result"], done["End"]) == ("Pass", {}, True)  # tiny outputs
     failed = shards["ItemProcessor"]["States"]["RecordFailedShard"]["Parameters"]
     assert failed == {
         "action": "shard-failed",
