@@ -390,7 +390,7 @@ def batch(
     shards: dict[str, float] = {}
     try:
         if workers > 1:
-            stats, peak_mb = _batch_in_shards(file, runner, store, workers, target, settings)
+            stats, peak_mb = _batch_in_shards(file, runner, store, workers, target, fmt, settings)
             shards = {"shards": stats.chunks, "workers": workers, "peak_rss_mb": peak_mb}
         else:
             with file.open("rb") as stream:
@@ -427,7 +427,13 @@ def batch(
 
 
 def _batch_in_shards(
-    file: Path, runner: Runner, store: str, workers: int, target: Path, settings: Settings
+    file: Path,
+    runner: Runner,
+    store: str,
+    workers: int,
+    target: Path,
+    fmt: str,
+    settings: Settings,
 ) -> tuple[JobStats, float]:
     """`maas batch --workers N`: the shard plan on local processes, with a progress bar; the
     stats and the largest peak RSS of a worker (MB)."""
@@ -436,7 +442,6 @@ def _batch_in_shards(
     from rich.progress import Progress
 
     from functions.batch.fanout import score_locally
-    from functions.batch.formats import output_suffix
     from functions.batch.job import JobStats
 
     started = time.perf_counter()
@@ -453,7 +458,6 @@ def _batch_in_shards(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     seconds = time.perf_counter() - started
-    fmt = output_suffix(file.suffix.lower(), runner.manifest.outputs)
     stats = JobStats(rows=rows, chunks=len(plan.shards), output_format=fmt, seconds=seconds)
     return stats, round(max((float(r.get("peak_rss_mb", 0)) for r in results), default=0), 1)
 

@@ -89,8 +89,17 @@ class BatchBucket:
 
     def read_json(self, bucket: str, key: str) -> dict[str, Any] | None:
         """A small JSON object, or None if absent."""
+        doc = self._read_doc(bucket, key)
+        return doc if isinstance(doc, dict) else None
+
+    def read_items(self, bucket: str, key: str) -> list[Any] | None:
+        """A JSON array (a Distributed Map's items), or None if absent."""
+        doc = self._read_doc(bucket, key)
+        return doc if isinstance(doc, list) else None
+
+    def _read_doc(self, bucket: str, key: str) -> Any:
         try:
-            doc = orjson.loads(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
+            return orjson.loads(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
         except (ClientError, BotoCoreError) as exc:
             fault = self._fault(exc, bucket, key)
             if isinstance(fault, ObjectGone):
@@ -98,7 +107,6 @@ class BatchBucket:
             raise fault from None
         except orjson.JSONDecodeError:
             return None
-        return doc if isinstance(doc, dict) else None
 
     def put_json(self, bucket: str, key: str, doc: Any) -> None:
         """Write a small JSON object."""

@@ -48,7 +48,6 @@ def run_shard(
 ) -> ShardResult:
     """Score one shard into `out`; its result. A transient fault is raised (to be retried)."""
     lines = Lines()
-    header_lines = 1 if plan.header else 0
     started = time.perf_counter()
     result: ShardResult = {"index": shard.index}
     try:
@@ -64,12 +63,11 @@ def run_shard(
     except Exception as exc:
         if not is_permanent(exc):
             raise
-        line = getattr(exc, "line", None)
         result |= {"status": "error", "kind": type(exc).__name__, "error": str(exc)}
-        if isinstance(exc, FormatError) and line is not None:
-            result |= {"line": line - header_lines, "detail": exc.detail}
+        if isinstance(exc, FormatError) and exc.line is not None:
+            result |= {"line": exc.line - plan.header_lines, "detail": exc.detail}
         return result
-    lines_read = max(0, lines.count - header_lines)
+    lines_read = max(0, lines.count - plan.header_lines)
     result |= {"status": "ok", "rows": stats.rows, "lines": lines_read}
     # the process's peak so far (a worker scores shard after shard): bounded by the chunks
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -94,10 +92,9 @@ def failure(plan: Plan, results: Sequence[ShardResult | None]) -> str | None:
         if result is None:
             reasons.append(f"{where}: no result (its worker failed past its retries)")
         elif result.get("line") is not None:
-            before = results[:index]
-            if all(r is not None and r.get("status") == "ok" for r in before):
-                number = (1 if plan.header else 0) + sum(int(r["lines"]) for r in before if r)
-                number += int(result["line"])
+            if index == failed[0]:  # every shard before it succeeded: their lines are known
+                before = sum(int(r["lines"]) for r in results[:index] if r)
+                number = plan.header_lines + before + int(result["line"])
                 reasons.append(f"{where}: line {number:,}{result['detail']}")
             else:
                 reasons.append(f"{where}: line {result['line']:,} of the shard{result['detail']}")
@@ -174,14 +171,17 @@ def score_locally(
     with (
         tempfile.TemporaryDirectory(prefix=".maas-shards-", dir=out.parent) as tmp,
         ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(store, threads)
+            workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(store, threads, plan.head()),
         ) as pool,
     ):
         parts = [Path(tmp) / f"part-{s.index:05d}" for s in plan.shards]
         futures = [
             pool.submit(
                 _local_shard,
-                (str(file), plan.to_json(), s.to_json(), manifest.name, manifest.version),
+                (str(file), s.to_json(), manifest.name, manifest.version),
                 str(part),
                 chunk_rows,
                 threads > 1,  # read ahead only with a core to spare
@@ -202,34 +202,39 @@ def score_locally(
     return plan, results, rows
 
 
-def _init_worker(store: str, threads: int) -> None:
+_head: Plan | None = None  # a worker process's plan, without the shards (sent once, not per task)
+
+
+def _init_worker(store: str, threads: int, head: dict[str, Any]) -> None:
     from functions.runtime import build_runtime, set_runtime
     from functions.settings import Settings
     from functions.telemetry import Telemetry
 
+    global _head
+    _head = Plan.from_json(head)
     settings = Settings(store=store, intra_op_threads=threads)
     set_runtime(build_runtime(settings, telemetry=Telemetry(stream=sys.stderr)))
 
 
 def _local_shard(
-    task: tuple[str, dict[str, Any], dict[str, Any], str, int],
+    task: tuple[str, dict[str, Any], str, int],
     out: str,
     chunk_rows: int,
     read_ahead: bool,
 ) -> ShardResult:
     from functions.runtime import get_runtime
 
-    file, plan_doc, shard_doc, model, version = task
+    file, shard_doc, model, version = task
+    assert _head is not None  # set by _init_worker
     runner = get_runtime().registry.runner(model, str(version))
     with open(file, "rb") as handle:
 
         def open_range(start: int, end: int) -> IO[bytes]:
             return io.BufferedReader(Window(handle, start, end), 1 << 20)
 
-        plan, shard = Plan.from_json(plan_doc), Shard.from_json(shard_doc)
         return run_shard(
-            plan,
-            shard,
+            _head,
+            Shard.from_json(shard_doc),
             runner=runner,
             open_range=open_range,
             out=Path(out),

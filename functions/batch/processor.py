@@ -187,10 +187,10 @@ class ObjectProcessor:
         with self.bucket.seekable(bucket, parsed.key, etag, size) as handle:
             plan = plan_shards(handle, size, parsed.suffix, inputs, self.shard_bytes)
         prefix = parsed.shards(etag)
-        self.bucket.put_json(bucket, f"{prefix}plan.json", plan.to_json())
+        self.bucket.put_json(bucket, f"{prefix}head.json", plan.head())
         self.bucket.put_json(bucket, f"{prefix}items.json", [s.to_json() for s in plan.shards])
         job = {"bucket": bucket, "key": parsed.key, "etag": etag, "version": version}
-        job |= {"plan": f"{prefix}plan.json", "items": f"{prefix}items.json"}
+        job |= {"head": f"{prefix}head.json", "items": f"{prefix}items.json"}
         started = self.shards.start(execution_name(parsed.key, etag), job)
         kind = "sharded" if started else "skipped"  # skipped: its execution runs or ran
         return Outcome(kind, prefix, parsed.model, version, plan.rows or 0)
@@ -201,7 +201,7 @@ class ObjectProcessor:
         """One shard of a job: its part and its result (raises TransientFault to be retried)."""
         bucket, key, etag = job["bucket"], job["key"], job["etag"]
         parsed = parse_input_key(key)
-        plan, shard = self._plan(job), Shard.from_json(shard_doc)
+        plan, shard = self._plan(job, shards=False), Shard.from_json(shard_doc)
         runner = self.registry.runner(parsed.model, str(job["version"]))
         fmt = output_suffix(plan.suffix, runner.manifest.outputs)
         prefix = parsed.shards(etag)
@@ -250,7 +250,7 @@ class ObjectProcessor:
         """Combine the parts into the output (with its summary and receipt), or the error."""
         started = time.perf_counter()
         bucket, key, etag, version = job["bucket"], job["key"], job["etag"], int(job["version"])
-        parsed, plan = parse_input_key(key), self._plan(job)
+        parsed, plan = parse_input_key(key), self._plan(job, shards=True)
         prefix = parsed.shards(etag)
         with ThreadPoolExecutor(16, thread_name_prefix="maas-results") as pool:
             results = list(
@@ -301,11 +301,14 @@ class ObjectProcessor:
         )
         return outcome
 
-    def _plan(self, job: dict[str, Any]) -> Plan:
-        doc = self.bucket.read_json(job["bucket"], job["plan"])
-        if doc is None:
-            raise TransientFault(f"the shard plan s3://{job['bucket']}/{job['plan']} is missing")
-        return Plan.from_json(doc)
+    def _plan(self, job: dict[str, Any], *, shards: bool) -> Plan:
+        """The job's plan: its head, and its shards where the step needs them all."""
+        bucket = job["bucket"]
+        head = self.bucket.read_json(bucket, job["head"])
+        items = self.bucket.read_items(bucket, job["items"]) if shards else []
+        if head is None or items is None:
+            raise TransientFault(f"the shard plan under s3://{bucket}/{job['head']} is missing")
+        return Plan.from_json(head, items)
 
     def _summary(
         self, parsed: InputKey, etag: str, version: int, sha256: str, output: str, stats: JobStats

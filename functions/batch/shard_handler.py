@@ -9,7 +9,7 @@ Events (the state machine's definition, `infra/batch.py`, writes them):
   receipt, or write the input's error record naming the failed shards.
 
 `job` is what the batch function started the execution with: bucket, key, etag, the version
-every shard uses, and the keys of the plan and of its items.
+every shard uses, and the keys of the plan's head and of its items.
 """
 
 from __future__ import annotations

@@ -91,23 +91,32 @@ class Plan:
         """The file's rows when the plan knows them (arrays)."""
         return self.arrays[0][1][0] if self.arrays else None
 
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-able document (the plan object a state machine's steps read)."""
+    @property
+    def header_lines(self) -> int:
+        """Lines a shard reads before its own: the .csv header's."""
+        return 1 if self.header else 0
+
+    def head(self) -> dict[str, Any]:
+        """What a shard needs besides its own item: the plan without its shards, which a
+        Distributed Map's children get one by one (items), not each all of them."""
         return {
             "suffix": self.suffix,
             "size": self.size,
             "header": self.header,
             "arrays": [[n, list(shape), dtype] for n, shape, dtype in self.arrays],
-            "shards": [s.to_json() for s in self.shards],
         }
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able document: the head and the shards."""
+        return self.head() | {"shards": [s.to_json() for s in self.shards]}
+
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Plan:
-        """The inverse of `to_json`."""
+    def from_json(cls, doc: dict[str, Any], shards: list[dict[str, Any]] | None = None) -> Plan:
+        """The inverse of `to_json`; or of `head`, with the shards given apart (or none)."""
         return cls(
             suffix=str(doc["suffix"]),
             size=int(doc["size"]),
-            shards=tuple(Shard.from_json(s) for s in doc["shards"]),
+            shards=tuple(Shard.from_json(s) for s in doc.get("shards", shards or [])),
             header=str(doc.get("header", "")),
             arrays=tuple((str(n), tuple(shape), str(d)) for n, shape, d in doc["arrays"]),
         )

@@ -138,7 +138,7 @@ def test_a_poison_line_and_a_lost_shard_give_one_error_record(
     assert "shard 2 of" in message and "States.Timeout: the shard ran out of time" in message
     assert "of the shard, input 'pixels': could not convert string to float: '?" in message
     assert rig.keys("outputs/digits/1/poison") == []
-    parts = [k for k in rig.keys(job["plan"].rsplit("/", 1)[0]) if k.endswith(".jsonl")]
+    parts = [k for k in rig.keys(job["items"].rsplit("/", 1)[0]) if k.endswith(".jsonl")]
     assert len(parts) == len(items) - 2
     assert rig.json("outputs/_receipts/digits/1/poison.csv.json")["result"] == record_key()
 
