@@ -287,7 +287,7 @@ runtime = build_runtime(Settings(store={str(served_store)!r}, cache_dir={str(ser
 app = create_server_app(runtime)
 body = orjson.dumps({{"inputs": [{{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}}]}})
 call = _asgi_call(app, body, path="/v2/models/digits/infer")
-print(asyncio.run(call()), sorted(m for m in ("fastapi", "starlette") if m in sys.modules))
+print(asyncio.run(call()), sorted(m for m in ("fastapi", "starlette", "pydantic") if m in sys.modules))
 live = _asgi_call(app, b"", path="/v2/health/live", method="GET")
 print(asyncio.run(live()), "fastapi" in sys.modules)
 """

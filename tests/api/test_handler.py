@@ -207,3 +207,29 @@ def test_an_unexpected_error_is_a_logged_json_500_on_every_path(
     assert (request["status"], request["level"], request["error"]) == (500, "ERROR", "RuntimeError")
     access = [line for line in lines if line["message"] == "request" and "path" in line]
     assert [a["status"] for a in access] == [500]
+
+
+def test_an_inference_cold_start_imports_no_fastapi_and_no_pydantic(
+    served_store: Path, tmp_path: Path
+) -> None:
+    """The handler's import and first inference go without FastAPI, Mangum and pydantic: the
+    cold start pays for none of them (docs/benchmarks.md, cold start)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = f"""
+import sys
+from functions.api.handler import handler
+from model_build.lambda_local import LocalContext, load_event
+answer = handler(load_event({str(EVENTS / "apigw-v2-infer.json")!r}), LocalContext())
+print(answer["statusCode"], sorted({{m.split(".")[0] for m in sys.modules}} & {{"fastapi", "starlette", "mangum", "pydantic", "pydantic_core"}}))
+"""
+    env = {"PATH": "/usr/bin", "MAAS_STORE": str(served_store), "MAAS_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    printed = [line for line in result.stdout.splitlines() if not line.startswith("{")]
+    assert printed == ["200 []"]  # (the lines starting "{" are the log's)

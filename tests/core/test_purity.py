@@ -13,7 +13,7 @@ FORBIDDEN = {
     "starlette",
     "mangum",
     "aws_cdk",
-    "pydantic_settings",
+    "pydantic",
     "uvicorn",
     "aws_lambda_powertools",  # telemetry is an adapter too (functions/telemetry.py)
 }

@@ -60,7 +60,7 @@ def test_the_asset_is_built_for_lambdas_platform(
     assert list(
         (tmp_path / "numpy" / "_core").glob(f"_multiarray_umath.cpython-312-{machine}-linux-gnu.so")
     )
-    for package in ("fastapi", "mangum", "pydantic_settings", "orjson", "aws_lambda_powertools"):
+    for package in ("fastapi", "mangum", "pydantic", "orjson", "aws_lambda_powertools"):
         assert (tmp_path / package).is_dir(), package
     assert (tmp_path / "functions" / "api" / "handler.py").exists()
     assert not (tmp_path / "functions" / "container").exists()
