@@ -6,6 +6,15 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
 
+def read_objects(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str) -> None:
+    """GetObject under `prefix`, no listing: keys known from elsewhere (an id, a ticket)."""
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=["s3:GetObject"],
+        resource_arns=[bucket.arn_for_objects(f"{prefix}*")],
+    )
+
+
 def read_prefix(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str) -> None:
     """GetObject under `prefix`, and ListBucket limited to keys under it."""
     iam.Grant.add_to_principal(

@@ -19,7 +19,7 @@ from .config import MaasConfig
 from .container import HeavyCpuFunction
 from .dashboard import ServiceDashboard
 from .gpu import ASYNC_PREFIX, GpuEndpoint
-from .grants import write_prefix
+from .grants import read_objects, write_prefix
 from .nag import acknowledge, acknowledge_shards
 from .storage import Storage
 from .telemetry import keep_handler_logs
@@ -57,6 +57,12 @@ class MaasStack(Stack):
                 )
             )
             write_prefix(self.api.function, storage.batch, f"{ASYNC_PREFIX}/inputs/")
+            if self.gpu.mode == "async":
+                # GET /v2/models/{name}/async/{id}: the API reads the request's ticket and the
+                # endpoint's answer (encrypted with the endpoint's key) for the client.
+                for prefix in ("inputs/", "outputs/", "errors/"):
+                    read_objects(self.api.function, storage.batch, f"{ASYNC_PREFIX}/{prefix}")
+                self.gpu.key.grant_decrypt(self.api.function)
         self.heavy = None
         if config.heavy_cpu:
             self.heavy = HeavyCpuFunction(self, "Heavy", config=config, models=storage.models)

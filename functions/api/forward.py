@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.core.errors import ModelUnavailable
+from functions.core.errors import InferenceNotFound, ModelUnavailable
 from functions.core.forwarding import Forwarded, custom_attributes, parse_attributes
 from functions.core.manifest import Manifest
 from functions.core.oip import HEADER_LENGTH
@@ -43,7 +43,7 @@ class SageMakerForwarder:
         try:
             if self.mode == "realtime":
                 return self._realtime(body, content_type, attributes)
-            return self._async(body, content_type, attributes)
+            return self._async(manifest, body, content_type, attributes)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             if error.get("Code") == "ModelError":  # the container answered with an error status
@@ -71,7 +71,9 @@ class SageMakerForwarder:
             headers[HEADER_LENGTH] = length
         return Forwarded(200, response["Body"].read(), headers)
 
-    def _async(self, body: bytes, content_type: str, attributes: str) -> Forwarded:
+    def _async(
+        self, manifest: Manifest, body: bytes, content_type: str, attributes: str
+    ) -> Forwarded:
         if not self.async_input or self.s3 is None:
             raise ModelUnavailable("MAAS_GPU_ASYNC_INPUT is not set: nowhere to stage the request")
         target = urlparse(self.async_input)
@@ -90,8 +92,84 @@ class SageMakerForwarder:
             "output_location": response["OutputLocation"],
             "failure_location": response.get("FailureLocation"),
         }
-        headers = {"content-type": "application/json", "location": response["OutputLocation"]}
+        # The ticket: which model sent it and where SageMaker puts its answer, for
+        # GET /v2/models/{name}/async/{id}; written before the client learns the id.
+        ticket = doc | {"model": manifest.name, "version": manifest.version}
+        self.s3.put_object(
+            Bucket=target.netloc,
+            Key=f"{key}{TICKET}",
+            Body=orjson.dumps(ticket),
+            ContentType="application/json",
+        )
+        path = f"/v2/models/{manifest.name}/async/{doc['inference_id']}"
+        doc |= {"result": path}
+        headers = {"content-type": "application/json", "location": path}
         return Forwarded(202, orjson.dumps(doc), headers)
+
+    def result(self, name: str, inference_id: str) -> Forwarded:
+        """The answer of an asynchronous inference `name` sent: read from S3 by this function,
+        so a client needs no access to the bucket."""
+        if self.mode != "async" or not self.async_input or self.s3 is None:
+            raise InferenceNotFound(
+                f"model '{name}' has no asynchronous inference '{inference_id}': the GPU "
+                "endpoint is not asynchronous here"
+            )
+        target = urlparse(self.async_input)
+        key = f"{target.path.strip('/')}/{inference_id}".lstrip("/")
+        unknown = InferenceNotFound(
+            f"model '{name}' has no asynchronous inference '{inference_id}'"
+        )
+        try:
+            ticket = orjson.loads(self._read(target.netloc, f"{key}{TICKET}")[0] or b"null")
+        except orjson.JSONDecodeError:
+            ticket = None
+        if not isinstance(ticket, dict) or ticket.get("model") != name:
+            raise unknown
+        done, media = self._read_location(ticket.get("output_location"))
+        if done is not None:
+            return Forwarded(200, done, {"content-type": media or "application/json"})
+        failed, _ = self._read_location(ticket.get("failure_location"))
+        if failed is not None:
+            message = _error_message(failed)
+            body = {"error": f"the asynchronous inference failed: {message}"}
+            return Forwarded(500, orjson.dumps(body), {"content-type": "application/json"})
+        pending = {"inference_id": inference_id, "status": "pending"}
+        headers = {"content-type": "application/json", "retry-after": str(RETRY_AFTER)}
+        return Forwarded(202, orjson.dumps(pending), headers)
+
+    def _read_location(self, location: object) -> tuple[bytes | None, str | None]:
+        if not isinstance(location, str) or not location.startswith("s3://"):
+            return None, None
+        parsed = urlparse(location)
+        return self._read(parsed.netloc, parsed.path.lstrip("/"))
+
+    def _read(self, bucket: str, key: str) -> tuple[bytes | None, str | None]:
+        """An object's bytes and content type; (None, None) if there is none."""
+        assert self.s3 is not None
+        try:
+            got = self.s3.get_object(Bucket=bucket, Key=key)
+            return got["Body"].read(), got.get("ContentType")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None, None
+            raise ModelUnavailable(f"asynchronous results are unreadable: {exc}") from None
+        except BotoCoreError as exc:
+            raise ModelUnavailable(f"asynchronous results are unreadable: {exc}") from None
+
+
+TICKET = ".ticket.json"
+RETRY_AFTER = 5  # seconds a client waits before asking again for a pending result
+
+
+def _error_message(stored: bytes) -> str:
+    """The message of a stored failure: the container's `{"error": ...}`, else the text."""
+    try:
+        doc = orjson.loads(stored)
+    except orjson.JSONDecodeError:
+        return stored.decode("utf-8", "replace").strip()
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+        return str(doc["error"])
+    return stored.decode("utf-8", "replace").strip()
 
 
 def _error_body(message: str) -> bytes:

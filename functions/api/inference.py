@@ -20,7 +20,7 @@ from functions.core.oip import HEADER_LENGTH
 from functions.runtime import Runtime
 from functions.telemetry import current_request
 
-from .replies import BINARY, JSON, Reply, error_reply, make_reply
+from .replies import BINARY, JSON, Reply, error_reply, forwarded_reply, make_reply
 from .wire import parse_header_length, too_large
 
 _V2 = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
@@ -138,9 +138,7 @@ def _answer(
     )
     if forwarded is not None:
         remote, version = forwarded
-        media = remote.headers.get("content-type", JSON)
-        rest = {k: v for k, v in remote.headers.items() if k != "content-type"}
-        return make_reply(remote.status, remote.body, media, rest), version
+        return forwarded_reply(remote), version
     if route.protocol == "v1":
         answer = yield from plane.predict_steps(route.name, route.version, body, budget=budget)
     else:

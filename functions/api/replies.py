@@ -13,6 +13,7 @@ import orjson
 
 from functions.core.errors import (
     DeadlineExceeded,
+    InferenceNotFound,
     InvalidInput,
     MaasError,
     ManifestError,
@@ -22,6 +23,7 @@ from functions.core.errors import (
     StoreError,
     VersionNotFound,
 )
+from functions.core.forwarding import Forwarded
 from functions.telemetry import Telemetry
 
 JSON = "application/json"
@@ -33,6 +35,7 @@ STATUS: dict[type[MaasError], int] = {
     PayloadTooLarge: 413,
     ModelNotFound: 404,
     VersionNotFound: 404,
+    InferenceNotFound: 404,
     ModelUnavailable: 503,
     ManifestError: 503,
     StoreError: 503,
@@ -52,6 +55,13 @@ def make_reply(status: int, body: bytes, media_type: str, extra: Mapping[str, st
     """A reply with its content length and type."""
     headers = {**extra, "content-length": str(len(body)), "content-type": media_type}
     return Reply(status, headers, body)
+
+
+def forwarded_reply(remote: Forwarded) -> Reply:
+    """The reply for what the GPU endpoint (or its stored result) answered."""
+    media = remote.headers.get("content-type", JSON)
+    rest = {k: v for k, v in remote.headers.items() if k != "content-type"}
+    return make_reply(remote.status, remote.body, media, rest)
 
 
 def status_of(exc: MaasError) -> int:

@@ -16,6 +16,7 @@ from .deps import BodyDep, DataPlaneDep, ModelName, RuntimeDep, VersionRef
 from .errors import as_response, error_response
 from .inference import Route, serve_inference
 from .offload import offload
+from .replies import forwarded_reply
 from .schemas import (
     ErrorResponse,
     Health,
@@ -80,6 +81,27 @@ def version_ready(plane: DataPlaneDep, name: ModelName, version: VersionRef) -> 
 def model_ready(plane: DataPlaneDep, name: ModelName) -> Response:
     """Load the latest version if needed: 200 when it can serve, 503 with the reason if not."""
     return json(plane.model_ready(name, LATEST))
+
+
+ASYNC_RESPONSES: dict[int | str, dict[str, Any]] = ERRORS | {
+    202: {"description": "Still running: ask again after `Retry-After` seconds"},
+    500: {"model": ErrorResponse, "description": "The inference failed on the GPU endpoint"},
+}
+
+
+@router.get(
+    "/v2/models/{name}/async/{inference_id}",
+    response_model=InferenceResponse,
+    responses=ASYNC_RESPONSES,
+)
+async def async_result(
+    request: Request, plane: DataPlaneDep, name: ModelName, inference_id: str
+) -> Response:
+    """The answer of an asynchronous inference (a GPU model in async mode): 202 while it runs,
+    the stored response once done, the error if it failed. The API reads it from S3, so the
+    client needs no access to the bucket."""
+    remote = await offload(request, lambda: plane.async_result(name, inference_id))
+    return as_response(forwarded_reply(remote))
 
 
 INFER_BODY = {

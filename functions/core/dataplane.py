@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from .codec import Array
-from .errors import StoreUnavailable
+from .errors import InferenceNotFound, InvalidInput, StoreUnavailable
 from .forwarding import Forwarded, Forwarder
 from .names import check_name
 from .oip import (
@@ -68,6 +69,9 @@ def run_steps(steps: Steps[T]) -> T:
         return result
 
 
+_INFERENCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 class DataPlane:
     """Open Inference Protocol v2 and v1 operations over a registry."""
 
@@ -105,6 +109,20 @@ class DataPlane:
             manifest, protocol=protocol, body=body, header_length=header_length
         )
         return forwarded, manifest.version
+
+    def async_result(self, name: str, inference_id: str) -> Forwarded:
+        """`GET /v2/models/{name}/async/{inference_id}`: an asynchronous GPU inference's answer."""
+        check_name(name)
+        if not _INFERENCE_ID.fullmatch(inference_id):
+            raise InvalidInput(
+                f"inference id {inference_id!r} is not one this service gives out (a UUID)"
+            )
+        if self.forwarder is None:
+            raise InferenceNotFound(
+                f"model '{name}' has no asynchronous inference '{inference_id}': no GPU "
+                "endpoint is configured here"
+            )
+        return self.forwarder.result(name, inference_id)
 
     def server_metadata(self) -> dict[str, Any]:
         """`GET /v2`."""

@@ -31,6 +31,10 @@ class VersionNotFound(MaasError):
     """The model exists but has no such version or alias."""
 
 
+class InferenceNotFound(MaasError):
+    """No asynchronous inference of that id was sent for that model."""
+
+
 class ModelUnavailable(MaasError):
     """The model exists but cannot be served now (store down, broken artifact)."""
 

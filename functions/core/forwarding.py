@@ -28,6 +28,11 @@ class Forwarder(Protocol):
         """Forward one request body; raise ModelUnavailable if the target cannot be reached."""
         ...
 
+    def result(self, name: str, inference_id: str) -> Forwarded:
+        """An asynchronous inference's answer: 202 while pending, the stored response when
+        done, the error when failed; InferenceNotFound if `name` sent no such inference."""
+        ...
+
 
 def custom_attributes(manifest: Manifest, protocol: str, header_length: int | None) -> str:
     """SageMaker CustomAttributes naming the model, version, protocol and binary header."""

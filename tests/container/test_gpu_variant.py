@@ -253,9 +253,19 @@ def test_an_unreachable_endpoint_is_a_503(
         api.__exit__()
 
 
-def test_async_forwarding_answers_202_and_the_result_lands_in_s3(
+@dataclass
+class AsyncRig:
+    api: LiveServer
+    s3: Any
+    bucket: str
+
+
+@pytest.fixture
+def async_rig(
     store: Path, container: LiveServer, moto_server: MotoServer, tmp_path: Path
-) -> None:
+) -> Iterator[AsyncRig]:
+    """The API forwarding to an asynchronous endpoint: the stand-in runtime reads the staged
+    request from moto's S3, calls the container, writes the result (or failure) back."""
     s3 = boto3.client("s3")
     bucket = f"maas-gpu-io-{free_port()}"
     s3.create_bucket(Bucket=bucket)
@@ -269,18 +279,99 @@ def test_async_forwarding_answers_202_and_the_result_lands_in_s3(
         )
         api = api_server(store, tmp_path, forwarder)
         try:
-            response = httpx.post(f"{api.url}/v2/models/heavy/infer", content=infer_body())
-            assert response.status_code == 202
-            doc: dict[str, Any] = response.json()
-            assert response.headers["location"] == doc["output_location"]
-            assert doc["output_location"] == f"s3://{bucket}/gpu/outputs/{doc['inference_id']}.out"
-            staged = s3.list_objects_v2(Bucket=bucket, Prefix="gpu/inputs/")["Contents"]
-            assert [o["Key"] for o in staged] == [f"gpu/inputs/{doc['inference_id']}"]
-            result = orjson.loads(
-                s3.get_object(Bucket=bucket, Key=doc["output_location"].split(f"{bucket}/", 1)[1])[
-                    "Body"
-                ].read()
-            )
-            assert result["outputs"][2]["data"] == raw()["total"].tolist()
+            yield AsyncRig(api, s3, bucket)
         finally:
             api.__exit__()
+
+
+def test_async_forwarding_answers_202_and_the_result_lands_in_s3(async_rig: AsyncRig) -> None:
+    api, s3, bucket = async_rig.api, async_rig.s3, async_rig.bucket
+    response = httpx.post(f"{api.url}/v2/models/heavy/infer", content=infer_body())
+    assert response.status_code == 202
+    doc: dict[str, Any] = response.json()
+    inference_id = doc["inference_id"]
+    assert doc["result"] == f"/v2/models/heavy/async/{inference_id}"
+    assert response.headers["location"] == doc["result"]
+    assert doc["output_location"] == f"s3://{bucket}/gpu/outputs/{inference_id}.out"
+    staged = s3.list_objects_v2(Bucket=bucket, Prefix="gpu/inputs/")["Contents"]
+    assert sorted(o["Key"] for o in staged) == [
+        f"gpu/inputs/{inference_id}",
+        f"gpu/inputs/{inference_id}.ticket.json",
+    ]
+    key = doc["output_location"].split(f"{bucket}/", 1)[1]
+    result = orjson.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert result["outputs"][2]["data"] == raw()["total"].tolist()
+
+
+def test_the_api_answers_an_async_result_pending_then_done(async_rig: AsyncRig) -> None:
+    """The client asks the API, not the bucket: 202 with Retry-After while SageMaker has written
+    nothing, then the stored response, equal to the container's own answer."""
+    api, s3, bucket = async_rig.api, async_rig.s3, async_rig.bucket
+    doc = httpx.post(f"{api.url}/v2/models/heavy/infer", content=infer_body()).json()
+    key = doc["output_location"].split(f"{bucket}/", 1)[1]
+    stored = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=key)  # as before the endpoint has answered
+    pending = httpx.get(f"{api.url}{doc['result']}")
+    assert pending.status_code == 202, pending.text
+    assert pending.json() == {"inference_id": doc["inference_id"], "status": "pending"}
+    assert pending.headers["retry-after"] == "5"
+    s3.put_object(Bucket=bucket, Key=key, Body=stored, ContentType="application/json")
+    done = httpx.get(f"{api.url}{doc['result']}")
+    assert done.status_code == 200, done.text
+    outputs = {o["name"]: o["data"] for o in done.json()["outputs"]}
+    assert outputs["total"] == raw()["total"].tolist()
+    assert done.json()["model_name"] == "heavy"
+
+
+def test_a_failed_async_inference_answers_its_error(async_rig: AsyncRig) -> None:
+    api = async_rig.api
+    bad = orjson.dumps({"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32"}]})
+    doc = httpx.post(f"{api.url}/v2/models/heavy/infer", content=bad).json()
+    failed = httpx.get(f"{api.url}{doc['result']}")
+    assert failed.status_code == 500, failed.text
+    message = failed.json()["error"]
+    assert message.startswith("the asynchronous inference failed: ")
+    assert "'data'" in message  # the container's own reason, as it gave it
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        (
+            "/v2/models/heavy/async/00000000-0000-4000-8000-000000000000",
+            404,
+            "model 'heavy' has no asynchronous inference '00000000-0000-4000-8000-000000000000'",
+        ),
+        (
+            "/v2/models/heavy/async/inputs.ticket.json",
+            400,
+            "inference id 'inputs.ticket.json' is not one this service gives out (a UUID)",
+        ),
+        ("/v2/models/heavy/async/..%2F..%2Fsecret", 404, "no such endpoint"),
+        ("/v2/models/Bad%20Name/async/x", 400, "model name"),
+    ],
+)
+def test_unknown_and_malformed_inference_ids(
+    async_rig: AsyncRig, path: str, status: int, message: str
+) -> None:
+    response = httpx.get(f"{async_rig.api.url}{path}")
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+
+
+def test_an_inference_id_answers_only_for_its_own_model(async_rig: AsyncRig) -> None:
+    api = async_rig.api
+    doc = httpx.post(f"{api.url}/v2/models/heavy/infer", content=infer_body()).json()
+    other = httpx.get(f"{api.url}/v2/models/light/async/{doc['inference_id']}")
+    assert other.status_code == 404
+    assert other.json() == {
+        "error": f"model 'light' has no asynchronous inference '{doc['inference_id']}'"
+    }
+
+
+def test_no_async_results_without_an_async_endpoint(realtime: Rig) -> None:
+    response = httpx.get(
+        f"{realtime.api.url}/v2/models/heavy/async/00000000-0000-4000-8000-000000000000"
+    )
+    assert response.status_code == 404
+    assert "the GPU endpoint is not asynchronous here" in response.json()["error"]

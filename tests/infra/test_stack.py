@@ -269,6 +269,14 @@ def test_gpu_async_endpoint_scales_to_zero() -> None:
     assert "token" not in str(arn).lower()
     assert arn[-1] == f":endpoint/{name}"
     assert len(_gpu_topics(s)) == 2
+    # GET /v2/models/{name}/async/{id}: the API reads tickets, answers and failures (no listing)
+    # and decrypts what the endpoint encrypted with its key
+    api = _statements(s, "functions.api.handler.handler")
+    reads = [json.dumps(st["Resource"]) for st in api if _actions(st) == ["s3:GetObject"]]
+    for prefix in ("inputs", "outputs", "errors"):
+        assert any(f"/gpu/{prefix}/*" in r for r in reads), prefix
+    decrypt = [st for st in api if "kms:Decrypt" in _actions(st)]
+    assert decrypt and all(st["Resource"] != "*" for st in decrypt)
 
 
 def test_gpu_realtime_by_context() -> None:
