@@ -254,10 +254,14 @@ def list_models(
     ):
         table.add_column(column)
     for each in names:
-        aliases = repo.aliases(each)
+        routes = repo.alias_routes(each)
         for version in repo.versions(each):
             m = repo.manifest(each, version)
-            tags = ", ".join(a for a, v in aliases.items() if v == version)
+            tags = ", ".join(
+                a if r.version == version else f"{a} (canary {r.weight:.0%})"
+                for a, r in routes.items()
+                if version in (r.version, r.canary)
+            )
             metrics = ", ".join(f"{k}={_fmt(m.metrics[k])}" for k in SHOWN if k in m.metrics)
             if m.metrics.get("gate", {}).get("forced"):
                 metrics += ", gate FORCED"
@@ -295,15 +299,59 @@ def _size(size: int) -> str:
 def alias(
     name: Annotated[str, typer.Argument(help="Model name")],
     alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="Alias, e.g. 'prod'")],
-    version: Annotated[int, typer.Argument(help="The version it should point to")],
+    version: Annotated[
+        int | None,
+        typer.Argument(help="The version it should point to (not with --promote/--rollback)"),
+    ] = None,
+    canary: Annotated[
+        str | None,
+        typer.Option(help="VERSION=PERCENT: send that share of requests to VERSION, e.g. 4=10%"),
+    ] = None,
+    promote: Annotated[bool, typer.Option(help="The canary becomes the alias's version")] = False,
+    rollback: Annotated[
+        bool, typer.Option(help="End the canary; the alias keeps its version")
+    ] = False,
+    reason: Annotated[str, typer.Option(help="Why, recorded with --promote/--rollback")] = "",
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
-    """Point ALIAS of NAME at VERSION (promote or roll back)."""
+    """Point ALIAS of NAME at VERSION (promote or roll back), optionally with a canary."""
     repo = _repo(store)
+    if promote or rollback:
+        if promote and rollback or version is not None or canary is not None:
+            raise typer.BadParameter("--promote or --rollback alone, with no VERSION or --canary")
+        doc = repo.alias_doc(name, alias_name)
+        running = doc.get("canary")
+        if running is None:
+            raise typer.BadParameter(f"{name}:{alias_name} has no canary to end")
+        stable, trial = int(doc["version"]), int(running["version"])
+        kept = trial if promote else stable
+        outcome = "promoted" if promote else "rolled back"
+        ended = {"outcome": outcome, "canary": trial, "from": stable, "reason": reason}
+        repo.set_alias(name, alias_name, kept, ended=ended)
+        out.print(f"{name}:{alias_name} -> {kept} (canary {trial} {outcome})")
+        return
+    if version is None:
+        raise typer.BadParameter("give the VERSION the alias should point to")
     before = repo.aliases(name).get(alias_name)
-    repo.set_alias(name, alias_name, version)
+    split = _canary(canary) if canary is not None else None
+    repo.set_alias(name, alias_name, version, canary=split)
     was = f" (was {before})" if before is not None else ""
-    out.print(f"{name}:{alias_name} -> {version}{was}")
+    share = f", canary {split[0]} at {split[1]:.0%}" if split else ""
+    out.print(f"{name}:{alias_name} -> {version}{share}{was}")
+
+
+def _canary(text: str) -> tuple[int, float]:
+    """`4=10%` (or `4=0.1`) -> (4, 0.1)."""
+    version, sep, share = text.partition("=")
+    try:
+        weight = float(share.rstrip("%")) / (100 if share.endswith("%") else 1)
+        if not sep or not version.isdigit() or not 0 < weight < 1:
+            raise ValueError
+    except ValueError:
+        raise typer.BadParameter(
+            f"--canary {text!r}: expected VERSION=PERCENT, e.g. 4=10%, the share between 0 and 100%"
+        ) from None
+    return int(version), weight
 
 
 @app.command()

@@ -131,19 +131,25 @@ def _answer(
         length_in = None
     else:
         length_in = parse_header_length(headers.get(HEADER_LENGTH))
+    # A client's X-Request-Id keeps its requests on one side of a canary (none: at random).
+    route_key = headers.get("x-request-id")
     forwarded = (
         None
         if plane.forwarder is None  # no GPU endpoint: nothing to look up
-        else plane.forward(route.name, route.version, body, length_in, protocol=route.protocol)
+        else plane.forward(
+            route.name, route.version, body, length_in, protocol=route.protocol, route_key=route_key
+        )
     )
     if forwarded is not None:
         remote, version = forwarded
         return forwarded_reply(remote), version
     if route.protocol == "v1":
-        answer = yield from plane.predict_steps(route.name, route.version, body, budget=budget)
+        answer = yield from plane.predict_steps(
+            route.name, route.version, body, budget=budget, route_key=route_key
+        )
     else:
         answer = yield from plane.infer_steps(
-            route.name, route.version, body, length_in, budget=budget
+            route.name, route.version, body, length_in, budget=budget, route_key=route_key
         )
     if answer.header_length is None:
         return make_reply(200, answer.body, JSON), answer.version

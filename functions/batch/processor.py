@@ -152,7 +152,8 @@ class ObjectProcessor:
                 "(MAAS_BATCH_MAX_INPUT_BYTES) for scoring in one invocation, and no shard "
                 "state machine is configured (MAAS_BATCH_STATE_MACHINE)"
             )
-        version = self.registry.resolve(parsed.model, parsed.ref)
+        # A canary takes whole files, the same file always the same side: keyed by its key
+        version = self.registry.resolve(parsed.model, parsed.ref, parsed.key)
         runner = self.registry.runner(parsed.model, str(version))
         with tempfile.TemporaryDirectory(prefix="maas-batch-") as tmp:
             out = Path(tmp) / "out"
@@ -182,7 +183,7 @@ class ObjectProcessor:
     def _fan_out(self, bucket: str, parsed: InputKey, etag: str, size: int) -> Outcome:
         """Plan the shards and start their execution (once per key and ETag)."""
         assert self.shards is not None
-        version = self.registry.resolve(parsed.model, parsed.ref)  # every shard: this version
+        version = self.registry.resolve(parsed.model, parsed.ref, parsed.key)  # every shard
         inputs = self.registry.manifest(parsed.model, str(version)).inputs  # no model load
         with self.bucket.seekable(bucket, parsed.key, etag, size) as handle:
             plan = plan_shards(handle, size, parsed.suffix, inputs, self.shard_bytes)

@@ -97,12 +97,19 @@ class DataPlane:
         return budget if self.max_seconds is None else min(budget, self.max_seconds)
 
     def forward(
-        self, name: str, ref: str, body: bytes, header_length: int | None, *, protocol: str = "v2"
+        self,
+        name: str,
+        ref: str,
+        body: bytes,
+        header_length: int | None,
+        *,
+        protocol: str = "v2",
+        route_key: str | None = None,
     ) -> tuple[Forwarded, int] | None:
         """Send the request to the GPU endpoint if the model targets it; None to serve here."""
         if self.forwarder is None:
             return None
-        manifest = self.registry.manifest(name, ref)
+        manifest = self.registry.manifest(name, ref, route_key)
         if manifest.target != "gpu":
             return None
         forwarded = self.forwarder.forward(
@@ -189,11 +196,12 @@ class DataPlane:
         header_length: int | None,
         *,
         budget: float | None = None,
+        route_key: str | None = None,
     ) -> Steps[Answer]:
-        """`infer` as steps (`Steps`)."""
+        """`infer` as steps (`Steps`); `route_key` picks an alias's canary share."""
         check_name(name)  # first, so a bad name is named before any body error (both paths agree)
         request = parse_infer(body, header_length, self.limits)
-        runner = self.registry.runner(name, ref)
+        runner = self.registry.runner(name, ref, route_key)
         outputs = yield RunCall(runner, request.inputs, request.outputs, self._budget(budget))
         version = runner.manifest.version
         content, length = encode_infer_response(
@@ -209,10 +217,16 @@ class DataPlane:
         return run_steps(self.predict_steps(name, ref, body, budget=budget))
 
     def predict_steps(
-        self, name: str, ref: str, body: bytes, *, budget: float | None = None
+        self,
+        name: str,
+        ref: str,
+        body: bytes,
+        *,
+        budget: float | None = None,
+        route_key: str | None = None,
     ) -> Steps[Answer]:
         """`predict` as steps (`Steps`)."""
-        runner = self.registry.runner(name, ref)
+        runner = self.registry.runner(name, ref, route_key)
         inputs = parse_predict(body, runner.manifest.inputs, self.limits)
         outputs = yield RunCall(runner, inputs, None, self._budget(budget))
         return Answer(encode_predict_response(outputs), None, runner.manifest.version)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -39,8 +41,10 @@ class Registry:
 
     One cache maps (name, reference) to a version: a version number for good, an alias or
     `latest` until `alias_ttl` seconds after the store was read, so a promotion reaches every
-    warm container within the TTL. Runners are kept per (name, version), least recently used
-    dropped first.
+    warm container within the TTL. An alias with a canary sends each request to the canary
+    version for its weight's share: by the hash of the request's key when the caller has one
+    (the same key, the same version), at random otherwise. Runners are kept per
+    (name, version), least recently used dropped first.
     """
 
     def __init__(
@@ -64,32 +68,43 @@ class Registry:
         self.observer: LoadObserver = observer or Unobserved()
         self.watchdog = watchdog or default_watchdog()
         self._lock = threading.Lock()
-        self._refs: dict[tuple[str, str], tuple[int, float]] = {}  # -> (version, good until)
+        # -> (version, good until, canary version or None, its weight)
+        self._refs: dict[tuple[str, str], tuple[int, float, int | None, float]] = {}
         self._runners: OrderedDict[Key, Runner] = OrderedDict()
         self._manifests: OrderedDict[Key, Manifest] = OrderedDict()
         self._loading: dict[Key, threading.Lock] = {}
 
-    def resolve(self, name: str, ref: str) -> int:
-        """Resolve `ref` to a version; aliases and `latest` are re-read after the TTL."""
+    def resolve(self, name: str, ref: str, route_key: str | None = None) -> int:
+        """Resolve `ref` to a version; aliases and `latest` are re-read after the TTL.
+        `route_key`: the request's key, which picks a canary's share (None: at random)."""
         hit = self._refs.get((name, ref))
-        if hit is not None and self.clock() < hit[1]:
-            return hit[0]
+        if hit is None or self.clock() >= hit[1]:
+            hit = self._refresh(name, ref)
+        if hit[2] is not None and _share(route_key) < hit[3]:
+            return hit[2]
+        return hit[0]
+
+    def _refresh(self, name: str, ref: str) -> tuple[int, float, int | None, float]:
         check_name(name)
         parsed = parse_ref(ref)
         if isinstance(parsed, int):
-            version, until = parsed, FOREVER
+            hit: tuple[int, float, int | None, float] = (parsed, FOREVER, None, 0.0)
         else:
             # The TTL runs from before the read: the answer is never older than it says.
             until = self.clock() + self.alias_ttl
-            version = self._guard(name, lambda: self.repository.resolve(name, parsed))
+            route = self._guard(name, lambda: self.repository.route(name, parsed))
+            hit = (route.version, until, route.canary, route.weight)
         if len(self._refs) >= MAX_REFS:
             self._refs.clear()
-        self._refs[(name, ref)] = (version, until)
-        return version
+        self._refs[(name, ref)] = hit
+        return hit
 
-    def manifest(self, name: str, ref: str) -> Manifest:
+    def manifest(self, name: str, ref: str, route_key: str | None = None) -> Manifest:
         """The manifest of the version `ref` resolves to (versions are immutable: cached)."""
-        key = (name, self.resolve(name, ref))
+        return self._manifest(name, ref, self.resolve(name, ref, route_key))
+
+    def _manifest(self, name: str, ref: str, version: int) -> Manifest:
+        key = (name, version)
         with self._lock:
             cached = self._manifests.get(key)
             if cached is not None:
@@ -111,9 +126,9 @@ class Registry:
                 self._manifests.popitem(last=False)
         return manifest
 
-    def runner(self, name: str, ref: str) -> Runner:
+    def runner(self, name: str, ref: str, route_key: str | None = None) -> Runner:
         """A ready runner for `name` at `ref`, loading (download, verify, session) on first use."""
-        key = (name, self.resolve(name, ref))
+        key = (name, self.resolve(name, ref, route_key))
         runner = self._runners.get(key)
         if runner is not None:
             try:
@@ -121,10 +136,10 @@ class Registry:
             except KeyError:  # evicted meanwhile by another thread: it stays usable for this call
                 pass
             return runner
-        return self._runner(name, ref)
+        return self._runner(name, ref, key[1])
 
-    def _runner(self, name: str, ref: str) -> Runner:
-        manifest = self.manifest(name, ref)
+    def _runner(self, name: str, ref: str, version: int) -> Runner:
+        manifest = self._manifest(name, ref, version)
         key = (manifest.name, manifest.version)
         with self._lock:
             gate = self._loading.setdefault(key, threading.Lock())
@@ -142,7 +157,12 @@ class Registry:
     def ready(self, name: str, ref: str) -> bool:
         """True when `runner(name, ref)` answers from memory: no store call, no loading."""
         hit = self._refs.get((name, ref))
-        return hit is not None and self.clock() < hit[1] and (name, hit[0]) in self._runners
+        return (
+            hit is not None
+            and self.clock() < hit[1]
+            and (name, hit[0]) in self._runners
+            and (hit[2] is None or (name, hit[2]) in self._runners)
+        )
 
     def loaded_runner(self, name: str, version: int) -> Runner | None:
         """The runner if this container has loaded that version (no loading, no store call)."""
@@ -184,3 +204,11 @@ class Registry:
             ) from None
         except ManifestError as exc:
             raise ModelUnavailable(f"model '{name}': {exc}") from None
+
+
+def _share(route_key: str | None) -> float:
+    """Where a request falls in [0, 1): fixed by its key, else at random."""
+    if route_key is None:
+        return random.random()  # noqa: S311  # nosec B311 -- traffic splitting, not security
+    digest = hashlib.blake2b(route_key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64

@@ -13,6 +13,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from functions.core.repository import Repository
+from functions.stores import LocalStore
 from model_build.cli import app
 from tests import models
 from tests.conftest import EVENTS, ROOT, free_port
@@ -61,6 +63,35 @@ def test_publish_list_alias(onnx_file: Path, tmp_path: Path) -> None:
     rows = [line for line in listing.stdout.splitlines() if "multi" in line and "│" in line]
     assert len(rows) == 2
     assert "prod" in rows[0] and "none" in rows[0]
+
+
+def test_a_canary_promoted_and_rolled_back(onnx_file: Path, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    for _ in range(2):
+        runner.invoke(app, ["publish", str(onnx_file), "--name", "multi", "--store", store])
+
+    def alias(*args: str) -> str:
+        result = runner.invoke(app, ["alias", "multi", "prod", *args, "--store", store])
+        assert result.exit_code == 0, result.output
+        return result.stdout.strip()
+
+    assert alias("1") == "multi:prod -> 1"
+    assert alias("1", "--canary", "2=10%") == "multi:prod -> 1, canary 2 at 10% (was 1)"
+    listing = runner.invoke(app, ["list", "--store", store], env={"COLUMNS": "250"}).stdout
+    assert "prod (canary 10%)" in next(r for r in listing.splitlines() if "│ 2 " in r)
+    assert alias("--rollback", "--reason", "p99 up") == "multi:prod -> 1 (canary 2 rolled back)"
+    repo = Repository(LocalStore(Path(store)))
+    assert repo.alias_doc("multi", "prod")["ended"]["reason"] == "p99 up"
+    assert repo.route("multi", "prod") == (1, None, 0.0)
+    assert alias("1", "--canary", "2=0.25") == "multi:prod -> 1, canary 2 at 25% (was 1)"
+    assert alias("--promote") == "multi:prod -> 2 (canary 2 promoted)"
+    assert repo.route("multi", "prod") == (2, None, 0.0)
+    refused = runner.invoke(app, ["alias", "multi", "prod", "--promote", "--store", store])
+    assert refused.exit_code != 0 and "has no canary to end" in refused.output
+    bad = runner.invoke(
+        app, ["alias", "multi", "prod", "1", "--canary", "2=150%", "--store", store]
+    )
+    assert bad.exit_code != 0 and "expected VERSION=PERCENT" in bad.output
 
 
 def test_store_from_the_environment(onnx_file: Path, tmp_path: Path) -> None:
