@@ -8,15 +8,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from functions.core.cache import ArtifactCache
 from functions.core.errors import InvalidInput, ModelUnavailable
 from functions.core.registry import Registry
 from functions.core.repository import AliasRoute, Repository
-from functions.core.sessions import OrtSessionFactory
 from functions.stores import LocalStore
 from tests import models
 from tests.conftest import publish
-from tests.core.test_registry import Clock
+from tests.core.conftest import Clock
 
 
 @pytest.fixture
@@ -25,22 +23,6 @@ def repo(tmp_path: Path) -> Repository:
     for _ in range(3):
         publish(repo, "multi", models.multi_io())
     return repo
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def registry(repo: Repository, clock: Clock, tmp_path: Path) -> Registry:
-    return Registry(
-        repository=repo,
-        cache=ArtifactCache(tmp_path / "cache"),
-        session_factory=OrtSessionFactory(intra_op_threads=1),
-        alias_ttl=30.0,
-        clock=clock,
-    )
 
 
 def test_a_canary_at_10_percent_gets_10_percent_of_2000_requests(

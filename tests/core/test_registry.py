@@ -26,38 +26,12 @@ from functions.stores import LocalStore
 from model_build.inspect_onnx import manifest_for
 from tests import models
 from tests.conftest import publish
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.core.conftest import Clock
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Repository:
     return Repository(LocalStore(tmp_path / "store"))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def registry(repo: Repository, clock: Clock, tmp_path: Path) -> Registry:
-    return Registry(
-        repository=repo,
-        cache=ArtifactCache(tmp_path / "cache"),
-        session_factory=OrtSessionFactory(intra_op_threads=1),
-        max_models=2,
-        alias_ttl=30.0,
-        clock=clock,
-    )
 
 
 def test_alias_promotion_and_rollback_take_effect_after_the_ttl(
