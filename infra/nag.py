@@ -51,7 +51,7 @@ SNAPSTART_REASONS: dict[str, str] = {
 }
 # Which bucket prefixes are granted with a key wildcard (IAM5 names each one).
 PREFIXES: dict[str, tuple[str, ...]] = {
-    "models": ("models/*",),
+    "models": ("models/*", "models/*/aliases/*"),
     "batch": (
         "inputs/*",
         "outputs/*",

@@ -20,6 +20,7 @@ from .container import HeavyCpuFunction
 from .dashboard import ServiceDashboard
 from .gpu import ASYNC_PREFIX, GpuEndpoint
 from .grants import read_objects, write_prefix
+from .lifecycle import CanaryRollback
 from .nag import acknowledge, acknowledge_shards
 from .storage import Storage
 from .telemetry import keep_handler_logs
@@ -63,6 +64,9 @@ class MaasStack(Stack):
                 for prefix in ("inputs/", "outputs/", "errors/"):
                     read_objects(self.api.function, storage.batch, f"{ASYNC_PREFIX}/{prefix}")
                 self.gpu.key.grant_decrypt(self.api.function)
+        self.rollback = CanaryRollback(
+            self, "Rollback", code=code, config=config, models=storage.models
+        )
         self.heavy = None
         if config.heavy_cpu:
             self.heavy = HeavyCpuFunction(self, "Heavy", config=config, models=storage.models)
@@ -122,6 +126,7 @@ class MaasStack(Stack):
             "maas-api": self.api.function,
             "maas-batch": self.batch.function,
             "maas-batch-shard": self.batch.shard_function,
+            "maas-rollback": self.rollback.function,
         }
         if self.heavy is not None:
             functions["maas-heavy"] = self.heavy.function

@@ -312,32 +312,64 @@ def alias(
         bool, typer.Option(help="End the canary; the alias keeps its version")
     ] = False,
     reason: Annotated[str, typer.Option(help="Why, recorded with --promote/--rollback")] = "",
+    alarm_errors: Annotated[
+        float | None,
+        typer.Option(
+            help="With --canary: roll back when its server errors pass this % (1 min x 2)"
+        ),
+    ] = None,
+    alarm_p99_ms: Annotated[
+        float | None,
+        typer.Option(help="With --canary: roll back when its p99 latency passes this (1 min x 2)"),
+    ] = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Point ALIAS of NAME at VERSION (promote or roll back), optionally with a canary."""
+    from model_build import canary_alarms
+
     repo = _repo(store)
+    deployed = store.startswith("s3://")
     if promote or rollback:
         if promote and rollback or version is not None or canary is not None:
             raise typer.BadParameter("--promote or --rollback alone, with no VERSION or --canary")
-        doc = repo.alias_doc(name, alias_name)
-        running = doc.get("canary")
-        if running is None:
-            raise typer.BadParameter(f"{name}:{alias_name} has no canary to end")
-        stable, trial = int(doc["version"]), int(running["version"])
-        kept = trial if promote else stable
+        kept, trial = repo.end_canary(name, alias_name, promote=promote, reason=reason)
         outcome = "promoted" if promote else "rolled back"
-        ended = {"outcome": outcome, "canary": trial, "from": stable, "reason": reason}
-        repo.set_alias(name, alias_name, kept, ended=ended)
         out.print(f"{name}:{alias_name} -> {kept} (canary {trial} {outcome})")
+        if deployed:
+            for gone in canary_alarms.delete_canary_alarms(_cloudwatch(), name, alias_name):
+                out.print(f"alarm {gone} deleted")
         return
     if version is None:
         raise typer.BadParameter("give the VERSION the alias should point to")
+    alarms = alarm_errors is not None or alarm_p99_ms is not None
+    if alarms and (canary is None or not deployed):
+        raise typer.BadParameter(
+            "--alarm-errors and --alarm-p99-ms watch a canary's metrics on a deployed stack: "
+            "use them with --canary and an s3:// store"
+        )
     before = repo.aliases(name).get(alias_name)
     split = _canary(canary) if canary is not None else None
     repo.set_alias(name, alias_name, version, canary=split)
     was = f" (was {before})" if before is not None else ""
     share = f", canary {split[0]} at {split[1]:.0%}" if split else ""
     out.print(f"{name}:{alias_name} -> {version}{share}{was}")
+    if split is not None and alarms:
+        created = canary_alarms.put_canary_alarms(
+            _cloudwatch(),
+            name,
+            alias_name,
+            split[0],
+            errors_percent=alarm_errors,
+            p99_ms=alarm_p99_ms,
+        )
+        for each in created:
+            out.print(f"alarm {each}: in ALARM it rolls the canary back")
+
+
+def _cloudwatch() -> Any:
+    import boto3
+
+    return boto3.client("cloudwatch")
 
 
 def _canary(text: str) -> tuple[int, float]:

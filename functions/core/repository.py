@@ -180,6 +180,22 @@ class Repository:
             doc["ended"] = dict(ended) | {"at": datetime.now(UTC).isoformat(timespec="seconds")}
         self.store.write(alias_key(name, alias), orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
+    def end_canary(
+        self, name: str, alias: str, *, promote: bool, reason: str = "", by: str = "maas alias"
+    ) -> tuple[int, int]:
+        """Promote the alias's canary, or roll it back; record how, why and by whom in the
+        alias object. Returns (the version the alias now serves, the canary's)."""
+        doc = self.alias_doc(name, alias)
+        running = doc.get("canary")
+        if running is None:
+            raise InvalidInput(f"{name}:{alias} has no canary to end")
+        stable, trial = int(doc["version"]), int(running["version"])
+        kept = trial if promote else stable
+        outcome = "promoted" if promote else "rolled back"
+        ended = {"outcome": outcome, "canary": trial, "from": stable, "reason": reason, "by": by}
+        self.set_alias(name, alias, kept, ended=ended)
+        return kept, trial
+
     def publish(
         self, manifest: Manifest, artifact: bytes, data: Mapping[str, Path] | None = None
     ) -> Manifest:

@@ -17,10 +17,12 @@ from tests.infra.conftest import VARIANTS, Synth, synth
 API = "functions.api.handler.handler"
 BATCH = "functions.batch.handler.handler"
 SHARD = "functions.batch.shard_handler.handler"
+ROLLBACK = "functions.lifecycle.rollback.handler"
 SERVICES = {
     API: "maas-api",
     BATCH: "maas-batch",
     SHARD: "maas-batch-shard",
+    ROLLBACK: "maas-rollback",
     "image": "maas-heavy",
 }
 XRAY = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
@@ -123,13 +125,13 @@ def test_api_alarms(default: Synth) -> None:
 
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
 def test_function_alarms(default: Synth, observed: Synth, metric: str) -> None:
-    for handler in (API, BATCH, SHARD):
+    for handler in (API, BATCH, SHARD, ROLLBACK):
         alarm = _alarm(default, "AWS/Lambda", metric, _function_ref(default, handler))
         assert (alarm["Statistic"], alarm["Threshold"], alarm["Period"]) == ("Sum", 1, 300)
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     # the heavy-CPU function, when it exists
     _alarm(observed, "AWS/Lambda", metric, _function_ref(observed, "image"))
-    assert len([a for a in _alarms(default) if a.get("MetricName") == metric]) == 3
+    assert len([a for a in _alarms(default) if a.get("MetricName") == metric]) == 4
 
 
 def test_the_dead_letter_alarm_pages(default: Synth) -> None:
@@ -239,7 +241,7 @@ def test_the_dashboard_shows_aws_metrics(default: Synth, observed: Synth) -> Non
     assert ("AWS/SageMaker", "ApproximateBacklogSize") in gpu
     heavy = [row for row in _dashboard(observed) if row[:2] == ["AWS/Lambda", "Errors"]]
     labels = [row[-1]["label"] for row in heavy]
-    assert labels == ["maas-api", "maas-batch", "maas-batch-shard", "maas-heavy"]
+    assert labels == ["maas-api", "maas-batch", "maas-batch-shard", "maas-rollback", "maas-heavy"]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -289,7 +291,7 @@ def test_functions_log_json_with_powertools_settings(default: Synth, observed: S
         (observed, "DEBUG", "DEBUG", True),
     ):
         functions = _functions(s)
-        every = {API, BATCH, SHARD}
+        every = {API, BATCH, SHARD, ROLLBACK}
         assert set(functions) == (every | {"image"} if traced else every)
         for handler, fn in functions.items():
             config = fn["LoggingConfig"]
@@ -330,7 +332,7 @@ def test_tracing_on_by_context(observed: Synth) -> None:
     functions = _functions(observed)
     assert all(f["TracingConfig"] == {"Mode": "Active"} for f in functions.values())
     xray = _xray_statements(observed)
-    assert len(xray) == len(functions) + 1 == 5  # and the shard state machine's role
+    assert len(xray) == len(functions) + 1 == 6  # and the shard state machine's role
     assert all(st["Resource"] == "*" for st in xray)
     assert sum(sorted(st["Action"]) == XRAY for st in xray) == len(functions)
 
@@ -354,6 +356,7 @@ def test_the_xray_acknowledgement_covers_only_the_traced_roles(observed: Synth) 
             "Maas/Batch/Function/ServiceRole/DefaultPolicy/Resource",
             "Maas/Batch/Shard/Function/ServiceRole/DefaultPolicy/Resource",
             "Maas/Heavy/Function/ServiceRole/DefaultPolicy/Resource",
+            "Maas/Rollback/Function/ServiceRole/DefaultPolicy/Resource",
         ],
         "ecr": ["Maas/Gpu/Role/DefaultPolicy/Resource"],
         "Step Functions logging": ["Maas/Batch/Shards/Role/DefaultPolicy/Resource"],

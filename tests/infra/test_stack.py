@@ -378,3 +378,23 @@ def test_shard_concurrency_and_tolerated_failures_by_context() -> None:
     s = synth(batchMaxConcurrency="1000", batchToleratedFailurePercent="5")
     shards = _definition(s)["States"]["ScoreShards"]
     assert (shards["MaxConcurrency"], shards["ToleratedFailurePercentage"]) == (1000, 5)
+
+
+def test_canary_alarms_reach_the_rollback_function() -> None:
+    s = synth()
+    rule = s.one("AWS::Events::Rule")
+    assert rule["EventPattern"] == {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": {"alarmName": [{"prefix": "maas-canary-"}], "state": {"value": ["ALARM"]}},
+    }
+    (target,) = rule["Targets"]
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 4}
+    handler = "functions.lifecycle.rollback.handler"
+    env = functions(s)[handler]["Environment"]["Variables"]
+    assert "s3://" in json.dumps(env["MAAS_STORE"])
+    # least privilege: reads the models bucket's models/, writes only alias objects
+    writes = [st for st in _statements(s, handler) if "s3:PutObject" in _actions(st)]
+    assert len(writes) == 1 and _actions(writes[0]) == ["s3:PutObject"]
+    assert json.dumps(writes[0]["Resource"]).endswith('"/models/*/aliases/*"]]}')
+    assert not [st for st in _statements(s, handler) if "s3:DeleteObject" in _actions(st)]

@@ -86,8 +86,9 @@ def test_a_canary_promoted_and_rolled_back(onnx_file: Path, tmp_path: Path) -> N
     assert alias("1", "--canary", "2=0.25") == "multi:prod -> 1, canary 2 at 25% (was 1)"
     assert alias("--promote") == "multi:prod -> 2 (canary 2 promoted)"
     assert repo.route("multi", "prod") == (2, None, 0.0)
-    refused = runner.invoke(app, ["alias", "multi", "prod", "--promote", "--store", store])
-    assert refused.exit_code != 0 and "has no canary to end" in refused.output
+    refused = maas("alias", "multi", "prod", "--promote", "--store", store)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "error: multi:prod has no canary to end"
     bad = runner.invoke(
         app, ["alias", "multi", "prod", "1", "--canary", "2=150%", "--store", store]
     )

@@ -1,0 +1,1 @@
+"""Model lifecycle functions: rolling a canary back when its alarm fires."""
