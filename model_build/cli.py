@@ -40,6 +40,38 @@ StoreOpt = Annotated[
 ]
 
 
+StackOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--stack",
+        envvar="MAAS_STACK",
+        help="A deployed stack: its ModelStore output is the store (overrides --store)",
+    ),
+]
+
+
+@app.callback()
+def aws_session(
+    region: Annotated[
+        str | None, typer.Option(help="AWS region for the stack, its buckets and its API")
+    ] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile (credentials) to use")] = None,
+) -> None:
+    """Serve ONNX models as a service: publish, promote, serve and invoke them."""
+    from model_build.remote import use_aws
+
+    use_aws(region, profile)
+
+
+def _store(store: str, stack: str | None) -> str:
+    """The store to use: the stack's ModelStore output when a stack is named."""
+    if stack is None:
+        return store
+    from model_build.remote import stack_output
+
+    return stack_output(stack, "ModelStore")
+
+
 class HandlerKind(StrEnum):
     """Which Lambda handler `maas invoke` runs."""
 
@@ -74,6 +106,7 @@ def publish(
     ],
     name: Annotated[str, typer.Option("--name", help="Model name, e.g. 'digits'")],
     store: StoreOpt = DEFAULT_STORE,
+    stack: StackOpt = None,
     alias: Annotated[
         list[str] | None, typer.Option("--alias", help="Point this alias at it")
     ] = None,
@@ -108,7 +141,7 @@ def publish(
         )
         for warning in artifact.warnings:
             err.print(f"[yellow]warning:[/] {warning}")
-        repo = _repo(store)
+        repo = _repo(_store(store, stack))
         final = repo.publish(artifact.manifest, artifact.graph, artifact.data)
     for each in alias or []:
         repo.set_alias(name, each, final.version)
@@ -237,9 +270,10 @@ def build_command(
 def list_models(
     name: Annotated[str | None, typer.Argument(help="Only this model")] = None,
     store: StoreOpt = DEFAULT_STORE,
+    stack: StackOpt = None,
 ) -> None:
     """List published models: versions, quantization, size, metrics and aliases."""
-    repo = _repo(store)
+    repo = _repo(_store(store, stack))
     names = [name] if name else repo.models()
     table = Table(title=f"models in {repo.store.uri}")
     for column in (
@@ -323,10 +357,12 @@ def alias(
         typer.Option(help="With --canary: roll back when its p99 latency passes this (1 min x 2)"),
     ] = None,
     store: StoreOpt = DEFAULT_STORE,
+    stack: StackOpt = None,
 ) -> None:
     """Point ALIAS of NAME at VERSION (promote or roll back), optionally with a canary."""
     from model_build import canary_alarms
 
+    store = _store(store, stack)
     repo = _repo(store)
     deployed = store.startswith("s3://")
     if promote or rollback:
@@ -384,6 +420,50 @@ def _canary(text: str) -> tuple[int, float]:
             f"--canary {text!r}: expected VERSION=PERCENT, e.g. 4=10%, the share between 0 and 100%"
         ) from None
     return int(version), weight
+
+
+@app.command()
+def infer(
+    name: Annotated[str, typer.Argument(help="Model name")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="A .json v2 request (sent as is), a .npz (inputs by name) or a .npy"),
+    ],
+    version: Annotated[str, typer.Option(help="Version number or alias")] = "latest",
+    url: Annotated[
+        str | None, typer.Option(help="The API's base URL (default: the stack's ApiUrl)")
+    ] = None,
+    stack: StackOpt = None,
+    auth: Annotated[str, typer.Option(help="iam (SigV4), jwt (bearer token) or none")] = "iam",
+    token: Annotated[
+        str | None, typer.Option(envvar="MAAS_TOKEN", help="The bearer token for --auth jwt")
+    ] = None,
+    binary: Annotated[
+        bool, typer.Option(help="Send and receive tensors as Triton binary data")
+    ] = False,
+) -> None:
+    """Call a deployed API (or any OIP v2 server) with FILE's tensors; print the answer as JSON."""
+    from model_build import remote
+
+    if auth not in remote.AUTHS:
+        raise typer.BadParameter(f"--auth {auth!r}: expected one of {', '.join(remote.AUTHS)}")
+    if url is None:
+        if stack is None:
+            raise typer.BadParameter("give --url, or --stack to use the stack's ApiUrl")
+        url = remote.stack_output(stack, "ApiUrl")
+    caller = remote.Caller(url, auth=auth, token=token)
+    model_path = f"/v2/models/{name}" + ("" if version == "latest" else f"/versions/{version}")
+    tensors = remote.load_inputs(file, caller, model_path)
+    headers: dict[str, str] = {}
+    if isinstance(tensors, bytes):
+        body = tensors
+    else:
+        body, headers = remote.infer_body(tensors, binary)
+    status, answered, reply = caller.send("POST", f"{model_path}/infer", body, headers)
+    if status != 200:
+        raise remote.RemoteError(f"{status} from {url}: {reply.decode(errors='replace')[:500]}")
+    doc = remote.decode_response(answered, reply)
+    sys.stdout.write(orjson.dumps(doc).decode() + "\n")
 
 
 @app.command()
