@@ -531,8 +531,20 @@ def batch(
             "state machine that scores large files on AWS)",
         ),
     ] = 1,
+    stack: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MAAS_STACK",
+            help="Score on this deployed stack instead: upload to its batch bucket, wait, "
+            "download the result",
+        ),
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(help="With --stack: seconds to wait for the result")
+    ] = 900.0,
 ) -> None:
-    """Score a local file in bounded chunks: the batch function's code, on your machine."""
+    """Score a file in bounded chunks: the batch function's code, on your machine (or with
+    --stack, the deployed batch function on the stack's bucket)."""
     from functions.batch.formats import FORMATS, output_suffix
     from functions.batch.job import run_job
 
@@ -541,9 +553,26 @@ def batch(
         raise MaasError(
             f"unsupported file type {suffix or '(none)'!r}; use one of {', '.join(FORMATS)}"
         )
+    if stack is not None:
+        from model_build.remote import batch_on_stack
+
+        if workers > 1:
+            raise typer.BadParameter("--workers is for local runs; the stack shards by itself")
+        with err.status("uploading") as shown:
+            remote = batch_on_stack(
+                file,
+                stack=stack,
+                model=model,
+                version=version,
+                out=out_path,
+                wait_seconds=wait,
+                status=shown.update,
+            )
+        out.print_json(orjson.dumps(remote).decode())
+        return
     runtime = _runtime(store)
     settings, registry = runtime.settings, runtime.registry
-    resolved = registry.resolve(model, version)
+    resolved = registry.resolve(model, version, str(file))  # a canary takes whole files
     runner = registry.runner(model, str(resolved))
     fmt = output_suffix(suffix, runner.manifest.outputs)
     target = out_path or file.with_name(f"{file.stem}.predictions{fmt}")
