@@ -20,9 +20,9 @@ from functions.core.errors import MaasError
 from functions.core.forwarding import Forwarder
 from functions.core.oip import Limits
 from functions.core.registry import Registry
-from functions.core.repository import Repository
+from functions.core.repository import ManifestCheck, Repository
 from functions.core.sessions import OrtSessionFactory
-from functions.settings import Settings, get_settings
+from functions.settings import Settings, SettingsError, get_settings
 from functions.stores import open_store
 from functions.telemetry import Telemetry
 from functions.threads import cpu_budget
@@ -75,6 +75,7 @@ def build_runtime(
         alias_ttl=settings.alias_ttl_seconds,
         observer=telemetry,
         watchdog=default_watchdog(),
+        verifier=build_verifier(settings),
     )
     plane = DataPlane(
         registry,
@@ -108,6 +109,17 @@ def set_runtime(runtime: Runtime | None) -> None:
     """Make `runtime` the process's (the CLI builds its own); None: build anew on next use."""
     global _runtime
     _runtime = runtime
+
+
+def build_verifier(settings: Settings) -> ManifestCheck | None:
+    """The manifest signature check the settings ask for (botocore is imported only then)."""
+    if not settings.require_signature:
+        return None
+    if not settings.signing_key:
+        raise SettingsError("MAAS_REQUIRE_SIGNATURE is on, but MAAS_SIGNING_KEY names no key")
+    from functions.signing import KmsVerifier
+
+    return KmsVerifier(settings.signing_key)
 
 
 def build_forwarder(settings: Settings) -> Forwarder | None:

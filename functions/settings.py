@@ -144,6 +144,14 @@ class Settings:
         "default: the free space of cache_dir",
     )
 
+    require_signature: bool = setting(
+        False,
+        description="Serve only versions whose manifest MAAS_SIGNING_KEY signed",
+    )
+    signing_key: str | None = setting(
+        None, description="The AWS KMS key (id, ARN or alias) whose signatures are required"
+    )
+
     def __post_init__(self) -> None:
         environ = os.environ
         for name, (kind, optional, spec) in _fields().items():

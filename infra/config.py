@@ -71,6 +71,9 @@ class MaasConfig:
     alarm_5xx_percent: float = 1.0
     alarm_p99_latency_ms: int = 5000
     bundling: bool = True
+    # "create": the stack makes an ECC_NIST_P256 signing key; an ARN: that key. Either way the
+    # functions serve only versions it signed (maas publish --sign).
+    signing_key: str | None = None
 
     @property
     def api_ephemeral(self) -> int:
@@ -103,6 +106,12 @@ class MaasConfig:
                 "and the metrics they carry (each is an EMF document): use DEBUG or INFO"
             )
         _choice("maas:logLevel", self.log_level, LOG_LEVELS)
+        if self.signing_key not in (None, "create") and not str(self.signing_key).startswith(
+            "arn:aws"
+        ):
+            raise ConfigError(
+                f"maas:signingKey={self.signing_key}: expected 'create' or a KMS key ARN"
+            )
         if self.auth == "jwt" and not (self.jwt_issuer and self.jwt_audience):
             raise ConfigError("maas:auth=jwt needs maas:jwtIssuer and maas:jwtAudience")
         if not 128 <= self.api_memory_mb <= 10240 or not 128 <= self.batch_memory_mb <= 10240:

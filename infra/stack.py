@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -76,6 +77,7 @@ class MaasStack(Stack):
                 integration=integrations.HttpLambdaIntegration("HeavyServe", self.heavy.function),
             )
         self.storage = storage
+        self.signing_key = self._require_signatures()
         self._observe()
         CfnOutput(
             self,
@@ -119,6 +121,32 @@ class MaasStack(Stack):
             storage.batch,
             traced=config.tracing,
         )
+
+    def _require_signatures(self) -> kms.IKey | None:
+        """maas:signingKey: the functions serve only versions whose manifest this key signed;
+        they may verify with it, nothing else."""
+        if self.config.signing_key is None:
+            return None
+        if self.config.signing_key == "create":
+            key: kms.IKey = kms.Key(
+                self,
+                "SigningKey",
+                description="serverless-maas: signs model manifests (maas publish --sign)",
+                key_spec=kms.KeySpec.ECC_NIST_P256,
+                key_usage=kms.KeyUsage.SIGN_VERIFY,
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+        else:
+            key = kms.Key.from_key_arn(self, "SigningKey", self.config.signing_key)
+        serving = [self.api.function, self.batch.function, self.batch.shard_function]
+        if self.heavy is not None:
+            serving.append(self.heavy.function)
+        for function in serving:
+            function.add_environment("MAAS_REQUIRE_SIGNATURE", "true")
+            function.add_environment("MAAS_SIGNING_KEY", key.key_arn)
+            key.grant(function, "kms:Verify")
+        CfnOutput(self, "SigningKeyArn", value=key.key_arn, description="maas publish --sign KEY")
+        return key
 
     def _observe(self) -> None:
         """`functions` by service name, the alarms on them and the rest, and the dashboard."""

@@ -107,6 +107,13 @@ def publish(
     name: Annotated[str, typer.Option("--name", help="Model name, e.g. 'digits'")],
     store: StoreOpt = DEFAULT_STORE,
     stack: StackOpt = None,
+    sign: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MAAS_SIGNING_KEY",
+            help="Sign the manifest with this AWS KMS key (id, ARN or alias)",
+        ),
+    ] = None,
     alias: Annotated[
         list[str] | None, typer.Option("--alias", help="Point this alias at it")
     ] = None,
@@ -143,6 +150,8 @@ def publish(
             err.print(f"[yellow]warning:[/] {warning}")
         repo = _repo(_store(store, stack))
         final = repo.publish(artifact.manifest, artifact.graph, artifact.data)
+    if sign:  # before any alias points at it: a service requiring signatures never sees it bare
+        _sign(repo, name, final.version, sign)
     for each in alias or []:
         repo.set_alias(name, each, final.version)
     suffix = f" (alias {', '.join(alias)})" if alias else ""
@@ -152,6 +161,27 @@ def publish(
         f"{_size(final.total_bytes)} in {files} file{'s' if files > 1 else ''}"
     )
     out.print(final.version)
+
+
+def _sign(repo: Repository, name: str, version: int, key: str) -> None:
+    from functions.signing import kms_signer
+
+    signature = orjson.loads(repo.sign(name, version, kms_signer(key)))
+    err.print(f"signed {name} version {version} with {signature['key_id']}")
+
+
+@app.command("sign")
+def sign_version(
+    name: Annotated[str, typer.Argument(help="Model name")],
+    version: Annotated[int, typer.Argument(help="The published version to sign")],
+    key: Annotated[
+        str, typer.Option(envvar="MAAS_SIGNING_KEY", help="AWS KMS key (id, ARN or alias)")
+    ],
+    store: StoreOpt = DEFAULT_STORE,
+    stack: StackOpt = None,
+) -> None:
+    """Sign a published version's manifest with an AWS KMS key (ECC_NIST_P256)."""
+    _sign(_repo(_store(store, stack)), name, version, key)
 
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}

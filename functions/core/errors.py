@@ -39,6 +39,10 @@ class ModelUnavailable(MaasError):
     """The model exists but cannot be served now (store down, broken artifact)."""
 
 
+class SignatureError(ModelUnavailable):
+    """A manifest whose signature is missing, does not match, or is not the configured key's."""
+
+
 class IntegrityError(ModelUnavailable):
     """An artifact's bytes do not match the sha256 its manifest records."""
 

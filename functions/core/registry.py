@@ -17,7 +17,7 @@ from .errors import ManifestError, ModelUnavailable, StoreUnavailable, VersionNo
 from .manifest import Manifest
 from .names import check_name, parse_ref
 from .observe import LoadObserver, ModelLoad, Unobserved
-from .repository import Repository
+from .repository import ManifestCheck, Repository
 from .runner import Runner, Session
 
 Key = tuple[str, int]
@@ -58,6 +58,7 @@ class Registry:
         clock: Callable[[], float] = time.monotonic,
         observer: LoadObserver | None = None,
         watchdog: Watchdog | None = None,
+        verifier: ManifestCheck | None = None,
     ) -> None:
         self.repository = repository
         self.cache = cache
@@ -67,6 +68,8 @@ class Registry:
         self.clock = clock
         self.observer: LoadObserver = observer or Unobserved()
         self.watchdog = watchdog or default_watchdog()
+        # Checks each manifest's signature before anything of its version is read or loaded
+        self.verifier = verifier
         self._lock = threading.Lock()
         # -> (version, good until, canary version or None, its weight)
         self._refs: dict[tuple[str, str], tuple[int, float, int | None, float]] = {}
@@ -111,7 +114,9 @@ class Registry:
                 self._manifests.move_to_end(key)
                 return cached
         try:
-            manifest = self._guard(name, lambda: self.repository.manifest(*key))
+            manifest = self._guard(
+                name, lambda: self.repository.manifest(*key, verify=self.verifier)
+            )
         except VersionNotFound:
             if ref.isdigit():
                 raise

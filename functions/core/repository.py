@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,10 +21,13 @@ from .errors import (
 )
 from .manifest import Manifest
 from .names import LATEST, check_alias, check_name, check_version, parse_ref
-from .store import Store, alias_key, artifact_key, manifest_key, model_prefix
+from .store import Store, alias_key, artifact_key, manifest_key, model_prefix, signature_key
 
 _MANIFEST_KEY = re.compile(r"^models/([^/]+)/([1-9][0-9]*)/manifest\.json$")
 _ALIAS_KEY = re.compile(r"^models/([^/]+)/aliases/([^/]+)$")
+
+
+ManifestCheck = Callable[[str, int, bytes, "bytes | None"], None]
 
 
 class AliasRoute(NamedTuple):
@@ -128,14 +131,21 @@ class Repository:
         except ManifestError:
             raise ManifestError(f"alias '{parsed}' of model '{name}' is malformed") from None
 
-    def manifest(self, name: str, version: int) -> Manifest:
-        """Read and validate a version's manifest."""
+    def manifest(self, name: str, version: int, *, verify: ManifestCheck | None = None) -> Manifest:
+        """Read and validate a version's manifest; `verify` sees its exact bytes (and its
+        signature, if any) before they are parsed or anything else is read."""
         try:
             raw = self.store.read(manifest_key(name, version))
         except ObjectNotFound:
             if not self.versions(name):
                 raise ModelNotFound(f"model '{name}' is not published") from None
             raise VersionNotFound(f"model '{name}' has no version {version}") from None
+        if verify is not None:
+            try:
+                signature: bytes | None = self.store.read(signature_key(name, version))
+            except ObjectNotFound:
+                signature = None
+            verify(name, version, raw, signature)
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -179,6 +189,14 @@ class Repository:
         if ended is not None:
             doc["ended"] = dict(ended) | {"at": datetime.now(UTC).isoformat(timespec="seconds")}
         self.store.write(alias_key(name, alias), orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+
+    def sign(self, name: str, version: int, signer: Callable[[bytes], bytes]) -> bytes:
+        """Sign a published version's manifest (its exact stored bytes) with `signer`, which
+        returns the signature object; store it beside the manifest and return it."""
+        raw = self.store.read(manifest_key(check_name(name), version))
+        signature = signer(raw)
+        self.store.write(signature_key(name, version), signature)
+        return signature
 
     def end_canary(
         self, name: str, alias: str, *, promote: bool, reason: str = "", by: str = "maas alias"

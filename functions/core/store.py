@@ -73,6 +73,11 @@ def manifest_key(name: str, version: int) -> str:
     return f"{model_prefix(name)}{check_version(version)}/manifest.json"
 
 
+def signature_key(name: str, version: int) -> str:
+    """Key of a version's manifest signature (`maas publish --sign`)."""
+    return f"{model_prefix(name)}{check_version(version)}/manifest.sig"
+
+
 def alias_key(name: str, alias: str) -> str:
     """Key of the small object holding an alias's version."""
     return f"{model_prefix(name)}aliases/{check_alias(alias)}"

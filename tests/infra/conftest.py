@@ -69,6 +69,7 @@ VARIANTS: dict[str, dict[str, str]] = {
         "jwtAudience": "maas",
     },
     "provisioned": {"provisionedConcurrency": "2", "reservedConcurrency": "10"},
+    "signed": {"signingKey": "create", "heavyCpu": "true"},
     # Every observability key off its default, with the heavy-CPU and GPU variants to observe.
     "observed": {
         "tracing": "true",

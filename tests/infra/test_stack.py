@@ -398,3 +398,32 @@ def test_canary_alarms_reach_the_rollback_function() -> None:
     assert len(writes) == 1 and _actions(writes[0]) == ["s3:PutObject"]
     assert json.dumps(writes[0]["Resource"]).endswith('"/models/*/aliases/*"]]}')
     assert not [st for st in _statements(s, handler) if "s3:DeleteObject" in _actions(st)]
+
+
+@pytest.mark.parametrize("key", ["create", "arn:aws:kms:us-east-1:123456789012:key/1234abcd"])
+def test_a_signing_key_makes_every_serving_function_require_signatures(key: str) -> None:
+    s = synth(signingKey=key, heavyCpu="true")
+    keys = s.resources("AWS::KMS::Key")
+    made = [k["Properties"] for k in keys.values() if k["Properties"].get("KeyUsage")]
+    if key == "create":
+        assert made == [made[0]] and made[0]["KeySpec"] == "ECC_NIST_P256"
+        assert made[0]["KeyUsage"] == "SIGN_VERIFY"
+    else:
+        assert made == []
+    for handler in (
+        "functions.api.handler.handler",
+        "functions.batch.handler.handler",
+        "functions.batch.shard_handler.handler",
+    ):
+        env = functions(s)[handler]["Environment"]["Variables"]
+        assert env["MAAS_REQUIRE_SIGNATURE"] == "true" and env["MAAS_SIGNING_KEY"]
+        verify = [st for st in _statements(s, handler) if "kms:Verify" in _actions(st)]
+        assert len(verify) == 1 and _actions(verify[0]) == ["kms:Verify"]
+        assert verify[0]["Resource"] != "*"
+        assert not [st for st in _statements(s, handler) if "kms:Sign" in _actions(st)]
+    assert "SigningKeyArn" in s.doc["Outputs"]
+
+
+def test_no_signing_key_no_requirement() -> None:
+    env = functions(synth())["functions.api.handler.handler"]["Environment"]["Variables"]
+    assert "MAAS_REQUIRE_SIGNATURE" not in env
