@@ -50,8 +50,35 @@ StackOpt = Annotated[
 ]
 
 
+VERSIONED = ("onnxruntime", "numpy", "onnx", "fastapi", "boto3", "onnxruntime-extensions")
+
+
+def _version(shown: bool) -> None:
+    """`maas --version`: the project's version and the installed versions it serves with."""
+    if not shown:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    from functions import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    out.print(f"serverless-maas {__version__}", highlight=False)
+    for name in VERSIONED:
+        out.print(f"  {name} {installed(name)}", highlight=False)
+    raise typer.Exit()
+
+
 @app.callback()
 def aws_session(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_version, help="Show versions and exit"),
+    ] = False,
     region: Annotated[
         str | None, typer.Option(help="AWS region for the stack, its buckets and its API")
     ] = None,

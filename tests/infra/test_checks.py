@@ -164,3 +164,18 @@ def test_function_requirements_are_declared_dependencies() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert needed <= declared
+
+
+def test_synth_in_a_fresh_clone_says_what_to_run(tmp_path: Path) -> None:
+    """`npx cdk synth` before `make`: cdk.json's app refuses in one line naming `make synth`."""
+    app = json.loads((ROOT / "cdk.json").read_text())["app"]
+    shutil.copytree(
+        ROOT / "infra", tmp_path / "infra", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    result = subprocess.run(
+        app, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )  # noqa: S602
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "serverless-maas: no environment here yet: run 'make synth' (it creates .venv and synthesizes)"
+    ]

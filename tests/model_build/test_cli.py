@@ -215,3 +215,16 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "accuracy over HTTP on 360 held-out digits: 0.9" in result.stdout
     assert "apigw-v1-predict.json (dataset rows 0-2, true 0 1 2): labels [0, 1, 2]" in result.stdout
+
+
+def test_version_names_the_project_and_what_it_serves_with() -> None:
+    from importlib.metadata import version
+
+    from functions import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"serverless-maas {__version__}"
+    assert f"  onnxruntime {version('onnxruntime')}" in lines
+    assert f"  numpy {version('numpy')}" in lines
