@@ -85,9 +85,10 @@ def aws_session(
     profile: Annotated[str | None, typer.Option(help="AWS profile (credentials) to use")] = None,
 ) -> None:
     """Serve ONNX models as a service: publish, promote, serve and invoke them."""
-    from model_build.remote import use_aws
+    if region or profile:
+        from model_build.remote import use_aws
 
-    use_aws(region, profile)
+        use_aws(region, profile)
 
 
 def _store(store: str, stack: str | None) -> str:

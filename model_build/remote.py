@@ -212,17 +212,19 @@ def batch_on_stack(
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from functions.batch.bucket import BatchBucket
     from functions.batch.keys import parse_input_key
 
     bucket = stack_output(stack, "BatchBucket")
     parsed = parse_input_key(f"inputs/{model}/{version}/{file.name}")
     s3 = boto3.client("s3")
+    objects = BatchBucket(s3)
     try:
         s3.upload_file(str(file), bucket, parsed.key)  # multipart when large
         etag = str(s3.head_object(Bucket=bucket, Key=parsed.key)["ETag"]).strip('"')
         deadline = time.monotonic() + wait_seconds
         while True:
-            receipt = _json_object(s3, bucket, parsed.receipt())
+            receipt = objects.read_json(bucket, parsed.receipt())
             if receipt is not None and str(receipt.get("etag", "")).strip('"') == etag:
                 break
             if time.monotonic() > deadline:
@@ -235,12 +237,12 @@ def batch_on_stack(
             time.sleep(poll_seconds)
         result = str(receipt["result"])
         if result.startswith("errors/"):
-            record = _json_object(s3, bucket, result) or {}
+            record = objects.read_json(bucket, result) or {}
             raise RemoteError(f"the batch function refused {file.name}: {record.get('error')}")
         target = out or file.with_name(f"{file.stem}.predictions{Path(result).suffix}")
         s3.download_file(bucket, result, str(target))
         answered = int(result.split("/")[2])  # outputs/{model}/{version}/...
-        summary = _json_object(s3, bucket, parsed.summary(answered))
+        summary = objects.read_json(bucket, parsed.summary(answered))
     except (BotoCoreError, ClientError) as exc:
         raise RemoteError(f"s3://{bucket}: {exc}") from None
     return (summary or {}) | {
@@ -248,15 +250,3 @@ def batch_on_stack(
         "result": f"s3://{bucket}/{result}",
         "output": str(target),
     }
-
-
-def _json_object(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        doc = orjson.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise
-    return doc if isinstance(doc, dict) else None
