@@ -105,6 +105,7 @@ def test_shards_bench_checks_the_output_and_reports_per_worker(tmp_path: Path) -
     assert figures["rows"] == 3000 and figures["workers"] == 2 and figures["shards"] > 4
     assert figures["max_abs_diff"] < 1e-5 and figures["peak_rss_mb"] > 0
     assert figures["per_worker_vs_raw_csv"] > 0 and figures["raw_memory_rows_s"] > 0
+    assert figures["values"] == "int" and figures["per_worker_vs_raw_csv_int"] > 0
 
 
 def test_coldstart_bench_reports_phases(tmp_path: Path) -> None:

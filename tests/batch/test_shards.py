@@ -308,6 +308,44 @@ def test_the_fast_csv_reader_and_the_exact_one_agree() -> None:
         list(read_chunks(io.BytesIO(data), ".csv", spec, 64))
 
 
+def test_whole_numbers_read_as_integers_equal_the_float_reading() -> None:
+    """Blocks of whole numbers take the integer reader; every value equals what the exact
+    reader gives (float64, then the cast), sign of zero and 32-bit limits included."""
+    from functions.batch.formats import _whole_numbers
+    from functions.core.manifest import TensorSpec
+
+    def exact(lines: list[str], datatype: str) -> np.ndarray:
+        rows = [[float(v) for v in line.split(",")] for line in lines]
+        return np.asarray(rows, dtype=np.float64).astype(
+            {"FP32": np.float32, "FP64": np.float64}[datatype]
+        )
+
+    rng = np.random.default_rng(5)
+    pixels = [",".join(str(v) for v in row) + "\n" for row in rng.integers(-300, 300, (50, 4))]
+    whole = _whole_numbers(pixels, np.float32)
+    assert whole is not None and whole.dtype == np.float32
+    np.testing.assert_array_equal(whole, exact(pixels, "FP32"))
+    big = ["16777217,2147483647,-2147483648,0\n"]  # not exact in float32: rounded once, alike
+    np.testing.assert_array_equal(_whole_numbers(big, np.float32), exact(big, "FP32"))
+    np.testing.assert_array_equal(_whole_numbers(big, np.float64), exact(big, "FP64"))
+    # Not whole numbers, or not the same as floats: the float reader's to read
+    assert _whole_numbers(["1,-0,2\n"], np.float32) is None  # -0.0 as a float
+    assert _whole_numbers(["1,2,3\n", "1,2.5,3\n"], np.float32) is None
+    assert _whole_numbers(["1,2,2147483648\n"], np.float32) is None
+    assert _whole_numbers(["1,nan,3\n"], np.float32) is None
+    assert _whole_numbers(["1,1e3,3\n"], np.float32) is None
+    # Through the reader: a block of whole numbers, then one of decimals, then "-0"
+    spec = (TensorSpec("x", "FP32", (-1, 4)),)
+    lines = pixels[:20] + [line.replace(",", ".5,", 1) for line in pixels[20:40]]
+    lines += ["-0,1,2,3\n"] + pixels[40:]
+    chunks = list(
+        read_chunks(io.BytesIO(("a,b,c,d\n" + "".join(lines)).encode()), ".csv", spec, 20)
+    )
+    got = np.concatenate([c["x"] for c in chunks])
+    np.testing.assert_array_equal(got, exact(lines, "FP32"))
+    assert np.signbit(got[40, 0])
+
+
 def test_csv_edge_cases_read_the_same_whole_and_in_shards(store: Path, tmp_path: Path) -> None:
     from functions.core.manifest import TensorSpec
 
