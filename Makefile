@@ -4,13 +4,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: bench-heavy bench-peers bench-shards demo test lint typecheck security unit bench synth clean
+.PHONY: bench-heavy bench-peers bench-shards demo test lock lint typecheck security unit bench synth clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[build,dev,infra]'
+# The environment is uv.lock, exactly: uv (at the version the lock pins) syncs every group into
+# .venv and fails if the lock is out of date with pyproject.toml (`make lock` refreshes it).
+UV_VERSION := $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
+
+$(STAMP): pyproject.toml uv.lock
+	test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet 'uv==$(UV_VERSION)'; }
+	$(BIN)/uv sync --locked --all-extras --python $(BIN)/python
 	touch $(STAMP)
+
+lock: $(STAMP)  ## refresh uv.lock to today's releases (an upgrade on purpose) and export the functions' requirements
+	$(BIN)/uv lock --upgrade
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(BIN)/python -m infra.bundling
 
 demo: $(STAMP)  ## train, publish, serve and call a real model end to end
 	$(BIN)/maas demo

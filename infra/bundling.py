@@ -1,10 +1,12 @@
-"""Local bundling of the function asset without Docker: pip for Lambda's platform + functions/."""
+"""Local bundling of the function asset without Docker: the runtime packages exactly as uv.lock
+pins them, built for Lambda's platform, plus functions/."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Final
 
@@ -14,32 +16,40 @@ from aws_cdk import aws_lambda as lambda_
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 FUNCTIONS: Final = ROOT / "functions"
-REQUIREMENTS: Final = FUNCTIONS / "requirements.txt"
 LAMBDA_PYTHON: Final = "3.12"
-PLATFORMS: Final = {
-    # onnxruntime publishes manylinux_2_28 wheels (x86_64 also tagged 2_27); numpy and friends 2014.
-    "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
-    "arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
-}
-# Never imported by the functions: stripped from the asset.
+# Lambda's Python 3.12 runs on Amazon Linux 2023 (glibc 2.34); onnxruntime's wheels are 2_28.
+PLATFORMS: Final = {"x86_64": "x86_64-manylinux_2_28", "arm64": "aarch64-manylinux_2_28"}
+# Lambda's Python runtime provides these (boto3 and its dependencies): left out of the export,
+# so the runtime's copies are the ones imported (aws-xray-sdk needs botocore).
+# https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html
+RUNTIME_PROVIDED: Final = ("boto3", "botocore", "s3transfer", "urllib3", "python-dateutil", "six")
+# Never loaded by the functions: stripped from the asset (globs; docs/deploy.md says why).
 STRIP: Final = (
     "bin",
-    "numpy/f2py",
+    # onnxruntime's C API library: its Python module carries the whole runtime itself (it does
+    # not link this one); only C programs and plugin execution providers load it (34.8 MB)
+    "onnxruntime/capi/libonnxruntime.so*",
     "onnxruntime/transformers",
     "onnxruntime/quantization",
     "onnxruntime/tools",
     "onnxruntime/datasets",
     "onnxruntime/backend",
+    "numpy/f2py",
+    # C headers and static libraries for building extensions against numpy
+    "numpy/_core/include",
+    "numpy/_core/lib",
     # pysimdjson ships its C++ sources beside the compiled extension
     "simdjson/simdjson.cpp",
     "simdjson/simdjson.h",
     "simdjson/util.cpp",
     "simdjson/csimdjson.pyx",
+    # Powertools' Swagger UI for its own event handler (the functions serve FastAPI's)
+    "aws_lambda_powertools/event_handler/openapi/swagger_ui",
+    # type stubs are for type checkers
+    "**/*.pyi",
+    "**/tests",
+    "**/__pycache__",
 )
-# Lambda's Python runtime provides these (boto3 and its dependencies); pip installs them beside
-# aws-xray-sdk, which needs botocore. The runtime's copies are the ones imported.
-# https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html
-RUNTIME_PROVIDED: Final = ("boto3", "botocore", "s3transfer", "urllib3", "dateutil", "six")
 LAMBDA_UNZIPPED_LIMIT: Final = 250 * 1024 * 1024
 
 
@@ -58,41 +68,47 @@ def copy_functions(out: Path) -> None:
     )
 
 
-def install_requirements(out: Path, architecture: str) -> None:
-    """pip-install the runtime requirements built for Lambda's Python and CPU, then strip."""
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    command += ["--target", str(out), "--requirement", str(REQUIREMENTS)]
-    for platform in PLATFORMS[architecture]:
-        command += ["--platform", platform]
-    command += ["--implementation", "cp", "--python-version", LAMBDA_PYTHON]
-    command += [
-        "--abi",
-        "cp" + LAMBDA_PYTHON.replace(".", ""),
-        "--only-binary=:all:",
-        "--no-compile",
-    ]
-    subprocess.run(command, check=True)
-    for relative in STRIP:
-        target = out / relative
-        if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-        else:
-            target.unlink(missing_ok=True)
+def uv() -> str:
+    """The uv that the lock pins (installed with the infra extra)."""
+    from uv import find_uv_bin
+
+    return str(find_uv_bin())
+
+
+def export_runtime(*, hashes: bool = True) -> str:
+    """uv.lock's runtime packages (the project's own dependencies, no extras), less what the
+    Lambda runtime provides, as a requirements file (with their hashes by default)."""
+    command = [uv(), "export", "--frozen", "--no-emit-project", "--format", "requirements.txt"]
+    command += ["--quiet", "--no-header"]
     for package in RUNTIME_PROVIDED:
-        shutil.rmtree(out / package, ignore_errors=True)
-        (out / f"{package}.py").unlink(missing_ok=True)
-        for info in out.glob(f"{package.replace('-', '_')}-*.dist-info"):
-            shutil.rmtree(info, ignore_errors=True)
-    for info in out.glob("python_dateutil-*.dist-info"):
-        shutil.rmtree(info, ignore_errors=True)
-    for tests in [p for p in out.rglob("tests") if p.is_dir()]:
-        shutil.rmtree(tests, ignore_errors=True)
-    for cache in [p for p in out.rglob("__pycache__") if p.is_dir()]:
-        shutil.rmtree(cache, ignore_errors=True)
+        command += ["--no-emit-package", package]
+    if not hashes:
+        command += ["--no-hashes"]
+    done = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+def install_requirements(out: Path, architecture: str) -> None:
+    """Install the locked runtime packages, built for Lambda's Python and CPU, then strip."""
+    with tempfile.TemporaryDirectory() as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_text(export_runtime())
+        command = [uv(), "pip", "install", "--quiet", "--target", str(out)]
+        command += ["--python-platform", PLATFORMS[architecture], "--python-version", LAMBDA_PYTHON]
+        # exactly the exported files: no resolution, every wheel checked against the lock's hash
+        command += ["--no-deps", "--require-hashes", "--only-binary", ":all:"]
+        command += ["--link-mode", "copy", "--requirements", str(requirements)]
+        subprocess.run(command, cwd=ROOT, check=True)
+    for pattern in STRIP:
+        for target in sorted(out.glob(pattern), reverse=True):
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
 
 
 @jsii.implements(ILocalBundling)
-class LocalPipBundling:
+class LocalBundling:
     """Builds the asset on this machine; `install=False` (tests) copies only functions/."""
 
     def __init__(self, *, architecture: str, install: bool) -> None:
@@ -117,12 +133,28 @@ def function_code(*, architecture: str, install: bool) -> lambda_.Code:
     """The zip asset shared by the API and batch functions."""
     return lambda_.Code.from_asset(
         str(FUNCTIONS),
-        # Hash what was built, not the sources: the platform and pip's choices are part of it.
+        # Hash what was built, not the sources: the lock's packages for the platform are part of it.
         asset_hash_type=AssetHashType.OUTPUT,
         bundling=BundlingOptions(
             # Only used if local bundling declined; it never does.
             image=DockerImage.from_registry(f"public.ecr.aws/sam/build-python{LAMBDA_PYTHON}"),
-            local=LocalPipBundling(architecture=architecture, install=install),
+            local=LocalBundling(architecture=architecture, install=install),
             command=["bash", "-c", "echo local bundling is required && exit 1"],
         ),
     )
+
+
+REQUIREMENTS_HEADER: Final = """\
+# What the functions import at run time, exactly as uv.lock pins it, for the container images.
+# Written by `make lock` (python -m infra.bundling) from uv.lock: do not edit. The zip asset
+# installs from the lock itself, with hashes (infra/bundling.py). Lambda's runtime provides boto3.
+"""
+
+
+def main() -> None:
+    """`python -m infra.bundling` (run by `make lock`): functions/requirements.txt from uv.lock."""
+    (FUNCTIONS / "requirements.txt").write_text(REQUIREMENTS_HEADER + export_runtime(hashes=False))
+
+
+if __name__ == "__main__":
+    main()
