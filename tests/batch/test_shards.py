@@ -346,6 +346,40 @@ def test_whole_numbers_read_as_integers_equal_the_float_reading() -> None:
     assert np.signbit(got[40, 0])
 
 
+def test_jsonl_lines_of_one_numeric_output_read_back_as_the_outputs(tmp_path: Path) -> None:
+    """One numeric output is written as an array at once and split into lines: each line reads
+    back as its row, values equal in the output's type; other outputs go row by row."""
+    from functions.batch.formats import JsonlWriter
+
+    cases = [
+        np.random.default_rng(1).standard_normal((50, 3)).astype(np.float32),
+        np.array([[np.nan, np.inf, -0.0]], dtype=np.float32),
+        np.arange(7, dtype=np.int64) - 3,
+        np.array([[True, False]]),
+        np.zeros((2, 0), dtype=np.float32),
+        np.array([[[1, 2]], [[3, 4]]], dtype=np.int32),  # rank 3: row by row
+    ]
+    for array in cases:
+        path = tmp_path / "out.jsonl"
+        writer = JsonlWriter(path)
+        writer.write({"y": array})
+        writer.write({"y": array})
+        writer.close()
+        lines = path.read_bytes().splitlines()
+        assert len(lines) == 2 * len(array)
+        back = np.asarray(
+            [orjson.loads(line) for line in lines], dtype=np.float64 if array.size else None
+        )
+        expected = np.concatenate([array, array])
+        finite = np.isfinite(expected)  # nan and inf are written as null, as JSON has neither
+        np.testing.assert_array_equal(back.astype(array.dtype)[finite], expected[finite])
+    writer = JsonlWriter(tmp_path / "two.jsonl")
+    writer.write({"a": np.array([1, 2]), "b": np.array([[0.5], [1.5]], dtype=np.float32)})
+    writer.close()
+    rows = [orjson.loads(line) for line in (tmp_path / "two.jsonl").read_bytes().splitlines()]
+    assert rows == [{"a": 1, "b": [0.5]}, {"a": 2, "b": [1.5]}]
+
+
 def test_csv_edge_cases_read_the_same_whole_and_in_shards(store: Path, tmp_path: Path) -> None:
     from functions.core.manifest import TensorSpec
 
