@@ -45,6 +45,28 @@ STRIP: Final = (
     "simdjson/csimdjson.pyx",
     # Powertools' Swagger UI for its own event handler (the functions serve FastAPI's)
     "aws_lambda_powertools/event_handler/openapi/swagger_ui",
+    # pyarrow (the batch functions' asset): Parquet files are read and written, nothing else;
+    # its library links neither Flight nor S3 (readelf -d), which pyarrow.fs imports only if there
+    "pyarrow/libarrow_flight.so*",
+    "pyarrow/libarrow_python_flight.so*",
+    "pyarrow/_flight*.so",
+    "pyarrow/libarrow_s3.so*",
+    "pyarrow/_s3fs*.so",
+    "pyarrow/_gcsfs*.so",
+    "pyarrow/_azurefs*.so",
+    "pyarrow/_hdfs*.so",
+    "pyarrow/_orc*.so",
+    "pyarrow/_pyarrow_cpp_tests*",
+    # the wheel's copies of each library under its other names (the loader asks for one)
+    "pyarrow/libarrow_python*.so",
+    "pyarrow/libarrow_python*.so.*.*.*",
+    # C++ headers and Cython sources, for building against pyarrow
+    "pyarrow/include",
+    "pyarrow/includes",
+    "pyarrow/src",
+    "pyarrow/**/*.pyx",
+    "pyarrow/**/*.pxd",
+    "pyarrow/**/*.pxi",
     # type stubs are for type checkers
     "**/*.pyi",
     "**/tests",
@@ -75,11 +97,13 @@ def uv() -> str:
     return str(find_uv_bin())
 
 
-def export_runtime(*, hashes: bool = True) -> str:
-    """uv.lock's runtime packages (the project's own dependencies, no extras), less what the
+def export_runtime(*, hashes: bool = True, extras: tuple[str, ...] = ()) -> str:
+    """uv.lock's runtime packages (the project's own dependencies, and `extras`), less what the
     Lambda runtime provides, as a requirements file (with their hashes by default)."""
     command = [uv(), "export", "--frozen", "--no-emit-project", "--format", "requirements.txt"]
     command += ["--quiet", "--no-header"]
+    for extra in extras:
+        command += ["--extra", extra]
     for package in RUNTIME_PROVIDED:
         command += ["--no-emit-package", package]
     if not hashes:
@@ -88,11 +112,12 @@ def export_runtime(*, hashes: bool = True) -> str:
     return done.stdout
 
 
-def install_requirements(out: Path, architecture: str) -> None:
-    """Install the locked runtime packages, built for Lambda's Python and CPU, then strip."""
+def install_requirements(out: Path, architecture: str, extras: tuple[str, ...] = ()) -> None:
+    """Install the locked runtime packages (and `extras`), built for Lambda's Python and CPU,
+    then strip."""
     with tempfile.TemporaryDirectory() as tmp:
         requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text(export_runtime())
+        requirements.write_text(export_runtime(extras=extras))
         command = [uv(), "pip", "install", "--quiet", "--target", str(out)]
         command += ["--python-platform", PLATFORMS[architecture], "--python-version", LAMBDA_PYTHON]
         # exactly the exported files: no resolution, every wheel checked against the lock's hash
@@ -111,26 +136,31 @@ def install_requirements(out: Path, architecture: str) -> None:
 class LocalBundling:
     """Builds the asset on this machine; `install=False` (tests) copies only functions/."""
 
-    def __init__(self, *, architecture: str, install: bool) -> None:
+    def __init__(self, *, architecture: str, install: bool, extras: tuple[str, ...]) -> None:
         self.architecture = architecture
         self.install = install
+        self.extras = extras
 
     def try_bundle(self, output_dir: str, *args: Any, **kwargs: Any) -> bool:
         """Called by the CDK during synth; True means no Docker is needed."""
         out = Path(output_dir)
         if self.install:
-            install_requirements(out, self.architecture)
+            install_requirements(out, self.architecture, self.extras)
         copy_functions(out)
         size = asset_size(out)
         what = "bundled" if self.install else "functions only (bundling off)"
-        print(f"maas: function asset {what}: {size / 1e6:.1f} MB unzipped", file=sys.stderr)
+        name = "function asset" + "".join(f" +{e}" for e in self.extras)
+        print(f"maas: {name} {what}: {size / 1e6:.1f} MB unzipped", file=sys.stderr)
         if size > LAMBDA_UNZIPPED_LIMIT:
             raise RuntimeError(f"the function asset is {size} bytes unzipped, over Lambda's 250 MB")
         return True
 
 
-def function_code(*, architecture: str, install: bool) -> lambda_.Code:
-    """The zip asset shared by the API and batch functions."""
+def function_code(
+    *, architecture: str, install: bool, extras: tuple[str, ...] = ()
+) -> lambda_.Code:
+    """A zip asset of the functions: the runtime packages (the API's and the rollback
+    function's), with `extras` for the batch functions' (`parquet`: pyarrow)."""
     return lambda_.Code.from_asset(
         str(FUNCTIONS),
         # Hash what was built, not the sources: the lock's packages for the platform are part of it.
@@ -138,8 +168,10 @@ def function_code(*, architecture: str, install: bool) -> lambda_.Code:
         bundling=BundlingOptions(
             # Only used if local bundling declined; it never does.
             image=DockerImage.from_registry(f"public.ecr.aws/sam/build-python{LAMBDA_PYTHON}"),
-            local=LocalBundling(architecture=architecture, install=install),
+            local=LocalBundling(architecture=architecture, install=install, extras=extras),
             command=["bash", "-c", "echo local bundling is required && exit 1"],
+            # part of the asset's identity: assets with other extras are staged apart
+            environment={"MAAS_EXTRAS": ",".join(extras)},
         ),
     )
 

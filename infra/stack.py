@@ -37,6 +37,11 @@ class MaasStack(Stack):
         self.config = config
         storage = Storage(self, "Storage", log_retention_days=config.log_retention_days)
         code = function_code(architecture=config.architecture, install=config.bundling)
+        # The batch functions read and write .parquet: their own asset carries pyarrow, which
+        # would put the API's over its size budget (docs/deploy.md)
+        batch_code = function_code(
+            architecture=config.architecture, install=config.bundling, extras=("parquet",)
+        )
         self.gpu = (
             GpuEndpoint(self, "Gpu", config=config, models=storage.models, io=storage.batch)
             if config.gpu
@@ -49,7 +54,12 @@ class MaasStack(Stack):
             self, "Api", code=code, config=config, models=storage.models, gpu=forwarding
         )
         self.batch = BatchPipeline(
-            self, "Batch", code=code, config=config, bucket=storage.batch, models=storage.models
+            self,
+            "Batch",
+            code=batch_code,
+            config=config,
+            bucket=storage.batch,
+            models=storage.models,
         )
         if self.gpu is not None:
             self.api.function.add_to_role_policy(

@@ -113,6 +113,10 @@ def combine(
 ) -> int:
     """Join the shards' parts, in order, into one output file; its rows."""
     rows = 0
+    if output_suffix(plan.suffix, manifest.outputs) == ".parquet":
+        from .parquet import combine_parquet
+
+        return combine_parquet(iter(parts), out)
     if output_suffix(plan.suffix, manifest.outputs) == ".jsonl":
         with out.open("wb") as target:
             for part in parts:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import chain, islice, repeat
 from math import prod
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -24,7 +24,10 @@ from functions.core.errors import InvalidInput
 from functions.core.manifest import TensorSpec
 from functions.core.oip import dumps, instances_to_inputs, prediction_rows
 
-FORMATS: Final = (".npy", ".npz", ".jsonl", ".csv")
+if TYPE_CHECKING:
+    from .parquet import ParquetWriter
+
+FORMATS: Final = (".npy", ".npz", ".jsonl", ".csv", ".parquet")
 Chunk = dict[str, Array]
 
 
@@ -54,10 +57,22 @@ class Lines:
 
 
 def output_suffix(suffix: str, outputs: tuple[TensorSpec, ...]) -> str:
-    """Arrays in: .npz out, unless an output is BYTES (no streamable strings in .npz): .jsonl."""
+    """Arrays in: .npz out, unless an output is BYTES (no streamable strings in .npz): .jsonl.
+    Parquet in: Parquet out."""
+    if suffix == ".parquet":
+        return ".parquet"
     if suffix in (".npy", ".npz") and all(o.datatype != "BYTES" for o in outputs):
         return ".npz"
     return ".jsonl"
+
+
+def open_writer(fmt: str, path: Path) -> JsonlWriter | NpzWriter | ParquetWriter:
+    """The writer of predictions in `fmt` (an `output_suffix`)."""
+    if fmt == ".parquet":
+        from .parquet import ParquetWriter
+
+        return ParquetWriter(path)
+    return NpzWriter(path) if fmt == ".npz" else JsonlWriter(path)
 
 
 def read_chunks(
@@ -79,6 +94,10 @@ def read_chunks(
         yield from _jsonl_chunks(stream, inputs, chunk_rows, lines or Lines())
     elif suffix == ".csv":
         yield from _csv_chunks(stream, inputs, chunk_rows, lines or Lines())
+    elif suffix == ".parquet":
+        from .parquet import parquet_chunks
+
+        yield from parquet_chunks(stream, inputs, chunk_rows)
     else:
         raise FormatError(f"unsupported file type {suffix!r}; use one of {', '.join(FORMATS)}")
 
@@ -304,8 +323,8 @@ def _csv_fast(block: list[str], width: int, spec: TensorSpec) -> Chunk | None:
         kept = [line for line in block if line not in ("\n", "\r\n")]
     if not kept:
         return {}
-    if any(map(str.__contains__, kept, repeat('"'))):  # the csv module's to judge
-        return None
+    # A quote anywhere (numpy reads it as part of a number, which then fails to parse) sends
+    # the block to the csv module, which reads quoted fields
     # FP32 is parsed straight to float32: numpy reads each number as a double and rounds it
     # once, so the values equal the csv module's path (float64, then the input's cast). A
     # value that overflows float32 became inf here: such blocks go the exact way, which
@@ -313,12 +332,13 @@ def _csv_fast(block: list[str], width: int, spec: TensorSpec) -> Chunk | None:
     parsed = np.float32 if spec.datatype == "FP32" else np.float64
     try:
         values = _whole_numbers(kept, parsed)
+        finite = values is not None  # integers are
         if values is None:
             values = np.loadtxt(kept, delimiter=",", dtype=parsed, ndmin=2, comments=None)
     except ValueError:
         return None
     # A line of spaces (a row of one field to the csv module) numpy refuses: the exact way
-    if values.shape != (len(kept), width) or not np.isfinite(values).all():
+    if values.shape != (len(kept), width) or not (finite or np.isfinite(values).all()):
         return None
     if spec.datatype == "FP32":  # already the input's type
         return {spec.name: values}

@@ -12,7 +12,7 @@ from typing import IO
 
 from functions.core.runner import Runner
 
-from .formats import Chunk, FormatError, JsonlWriter, NpzWriter, output_suffix, read_chunks
+from .formats import Chunk, FormatError, open_writer, output_suffix, read_chunks
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def run_job(
     chunk_rows: int,
     budget: Callable[[], float | None] = unbounded,
 ) -> JobStats:
-    """Read `stream` as `suffix`, run every chunk, write predictions to `out` (.npz or .jsonl).
+    """Read `stream` as `suffix`, run every chunk, write predictions to `out` (its format).
 
     `budget()` is asked before each chunk for the seconds its run may take (on Lambda: what
     remains of the invocation); the watchdog stops a chunk that outlives it.
@@ -69,7 +69,7 @@ def run_chunks(
     """
     started = time.perf_counter()
     fmt = output_suffix(suffix, runner.manifest.outputs)
-    writer = NpzWriter(out) if fmt == ".npz" else JsonlWriter(out)
+    writer = open_writer(fmt, out)
     rows = chunks = 0
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maas-read")
     with pool if read_ahead else nullcontext(pool) as reader:

@@ -26,7 +26,11 @@ from .job import JobStats, run_job, unbounded
 from .keys import InputKey, error_key_for_unparsed, parse_input_key
 from .shards import NotShardable, Plan, Shard, plan_shards
 
-CONTENT_TYPES = {".npz": "application/octet-stream", ".jsonl": "application/x-ndjson"}
+CONTENT_TYPES = {
+    ".npz": "application/octet-stream",
+    ".jsonl": "application/x-ndjson",
+    ".parquet": "application/vnd.apache.parquet",
+}
 
 
 @dataclass(frozen=True)
@@ -157,8 +161,8 @@ class ObjectProcessor:
         runner = self.registry.runner(parsed.model, str(version))
         with tempfile.TemporaryDirectory(prefix="maas-batch-") as tmp:
             out = Path(tmp) / "out"
-            if parsed.suffix == ".npz":  # zip archives need to seek: stage on local disk
-                staged = Path(tmp) / "input.npz"
+            if parsed.suffix in (".npz", ".parquet"):  # these need to seek: stage on local disk
+                staged = Path(tmp) / f"input{parsed.suffix}"
                 self.bucket.download(bucket, parsed.key, etag, staged)
                 source: IO[bytes] = staged.open("rb")
             else:

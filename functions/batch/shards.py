@@ -9,7 +9,8 @@ window of the file: a shard scores exactly as the whole file would, row for row.
 Text files are cut at line breaks, so a `.csv` row must not span lines (a quoted field with a
 line break in it): a cut inside one gives that shard a malformed row and an error record.
 Compressed `.npz` members cannot be read from the middle; such files are refused for sharding
-(save them with `np.savez`, which stores).
+(save them with `np.savez`, which stores). A `.parquet` file is cut between row groups (its
+footer lists them): a shard reads the footer and its row groups' bytes, two ranged reads.
 """
 
 from __future__ import annotations
@@ -85,10 +86,13 @@ class Plan:
     shards: tuple[Shard, ...]
     header: str = ""  # .csv: the header line every shard reads first
     arrays: tuple[tuple[str, tuple[int, ...], str], ...] = ()  # .npy/.npz: name, shape, dtype
+    footer: int = 0  # .parquet: where the footer (the file's metadata) starts
 
     @property
     def rows(self) -> int | None:
-        """The file's rows when the plan knows them (arrays)."""
+        """The file's rows when the plan knows them (arrays, Parquet)."""
+        if self.suffix == ".parquet":
+            return self.shards[-1].rows[1] if self.shards and self.shards[-1].rows else 0
         return self.arrays[0][1][0] if self.arrays else None
 
     @property
@@ -104,6 +108,7 @@ class Plan:
             "size": self.size,
             "header": self.header,
             "arrays": [[n, list(shape), dtype] for n, shape, dtype in self.arrays],
+            "footer": self.footer,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -119,6 +124,7 @@ class Plan:
             shards=tuple(Shard.from_json(s) for s in doc.get("shards", shards or [])),
             header=str(doc.get("header", "")),
             arrays=tuple((str(n), tuple(shape), str(d)) for n, shape, d in doc["arrays"]),
+            footer=int(doc.get("footer", 0)),
         )
 
 
@@ -137,6 +143,12 @@ def plan_shards(
         return _plan_arrays(size, suffix, [array], shard_bytes)
     if suffix == ".npz":
         return _plan_arrays(size, suffix, _npz_arrays(handle, inputs), shard_bytes)
+    if suffix == ".parquet":
+        from .parquet import plan_parquet
+
+        footer, cuts = plan_parquet(handle, size, inputs, shard_bytes)
+        shards = tuple(Shard(i, {"": span}, rows) for i, (span, rows) in enumerate(cuts))
+        return Plan(suffix, size, shards, footer=footer)
     raise FormatError(f"unsupported file type {suffix!r} for sharding")
 
 
@@ -231,6 +243,15 @@ def read_shard(
         yield from read_chunks(stream, plan.suffix, inputs, chunk_rows, lines)
         return
     assert shard.rows is not None
+    if plan.suffix == ".parquet":
+        from .parquet import read_parquet_shard
+
+        span = shard.ranges[""]
+        footer, body = open_range(plan.footer, plan.size), open_range(*span)
+        yield from read_parquet_shard(
+            footer, plan.footer, body, span, plan.size, shard.rows, inputs, chunk_rows
+        )
+        return
     rows = shard.rows[1] - shard.rows[0]
     readers = {}
     for name, shape, descr in plan.arrays:
@@ -256,9 +277,7 @@ class _Joined(io.RawIOBase):
             buffer[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        data = self._body.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        return _read_into(self._body, buffer)
 
 
 class Window(io.RawIOBase):
@@ -272,8 +291,18 @@ class Window(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         self._handle.seek(self._at)  # windows of one file may be read in turns (.npz arrays)
-        data = self._handle.read(min(len(buffer), self._left))
-        self._at += len(data)
-        self._left -= len(data)
-        buffer[: len(data)] = data
-        return len(data)
+        n = _read_into(self._handle, memoryview(buffer)[: min(len(buffer), self._left)])
+        self._at += n
+        self._left -= n
+        return n
+
+
+def _read_into(stream: IO[bytes], buffer: Any) -> int:
+    """Fill `buffer` from `stream` without a copy where the stream can (files, buffered
+    streams); bytes read."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return int(readinto(buffer) or 0)
+    data = stream.read(len(buffer))
+    buffer[: len(data)] = data
+    return len(data)

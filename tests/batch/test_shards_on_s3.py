@@ -178,3 +178,48 @@ def test_a_compressed_npz_too_large_to_shard_is_scored_whole(
     assert jobs(sfn, arn) == []
     out = rig.npz("outputs/multi/1/packed.npz")
     np.testing.assert_array_equal(out["next_ids"], ids + 1)
+
+
+def test_parquet_on_s3_inline_and_in_shards_equal_raw_onnxruntime(
+    sharded: tuple[Rig, Any, str], artifacts: dict[str, bytes]
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def parquet(rows: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        table = pa.table({f"p{i}": rows[:, i] for i in range(rows.shape[1])})
+        pq.write_table(table, buffer, row_group_size=100)
+        return buffer.getvalue()
+
+    def predictions(key: str) -> tuple[list[int], np.ndarray]:
+        table = pq.read_table(io.BytesIO(rig.read(key)))
+        probabilities = np.asarray(table.column("probabilities").to_pylist(), dtype=np.float32)
+        return table.column("label").to_pylist(), probabilities
+
+    rig, sfn, arn = sharded
+    # Given a 1,000-row Parquet file (~200 KB, over the 20 KB threshold) and a 10-row one
+    rows = digits_rows(1000)
+    big, small = "inputs/digits/prod/big.parquet", "inputs/digits/prod/small.parquet"
+    rig.upload(big, parquet(rows))
+    rig.upload(small, parquet(rows[:10]))
+    event, response = rig.deliver(2)
+    assert response == {"batchItemFailures": []}, rig.logs.getvalue()[-3000:]
+    expected = raw_outputs(artifacts["digits"], {"pixels": rows})
+    # Then the small one is scored inline into .parquet
+    labels, _ = predictions("outputs/digits/1/small.parquet")
+    assert labels == expected["label"][:10].tolist()
+    # And the big one is planned by row groups; its shards and the combining step give one
+    # .parquet output equal to raw onnxruntime
+    (job,) = jobs(sfn, arn)
+    job.pop("name")
+    items = rig.json(job["items"])
+    assert len(items) > 2 and all(item["rows"][0] % 100 == 0 for item in items)
+    for item in items:
+        assert step({"action": "shard", "job": job, "shard": item})["status"] == "ok"
+    finished = step({"action": "finish", "job": job})
+    assert finished == {"kind": "output", "key": "outputs/digits/1/big.parquet", "rows": 1000}
+    labels, probabilities = predictions("outputs/digits/1/big.parquet")
+    assert labels == expected["label"].tolist()
+    np.testing.assert_allclose(probabilities, expected["probabilities"], atol=1e-6, rtol=0)
+    assert rig.json("outputs/digits/1/big.parquet.summary.json")["rows"] == 1000
