@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from functions.stores.s3 import CLIENT_CONFIG
 
 from .faults import ObjectChanged, ObjectGone, TransientFault
+from .shards import Seekable
 
 
 def _code(exc: ClientError) -> str:
@@ -138,26 +139,12 @@ class BatchBucket:
             raise TransientFault(f"upload of s3://{bucket}/{key} failed: {exc}") from None
 
 
-class _Ranged(io.RawIOBase):
+class _Ranged(Seekable):
     """A seekable, read-only view of an object: each read is a ranged GET (If-Match)."""
 
     def __init__(self, bucket: BatchBucket, name: str, key: str, etag: str, size: int) -> None:
+        super().__init__(size)
         self._bucket, self._name, self._key, self._etag = bucket, name, key, etag
-        self._size, self._at = size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._at
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}[whence]
-        self._at = max(0, base + offset)
-        return self._at
 
     def readinto(self, buffer: Any) -> int:
         end = min(self._size, self._at + len(buffer))

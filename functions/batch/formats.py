@@ -402,11 +402,16 @@ def _csv_columns(header: list[str], inputs: tuple[TensorSpec, ...]) -> dict[str,
         return {s.name: [header.index(s.name)] for s in inputs}
     if len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].shape[1] in (-1, len(header)):
         return {inputs[0].name: list(range(len(header)))}
+    raise columns_misfit(".csv", header, inputs)
+
+
+def columns_misfit(kind: str, columns: list[str], inputs: tuple[TensorSpec, ...]) -> FormatError:
+    """The error for a table (.csv, .parquet) whose columns feed none of the ways it can."""
     wanted = ", ".join(f"'{s.name}' {list(s.shape)}" for s in inputs)
-    raise FormatError(
-        f"the .csv columns {header[:8]}{'...' if len(header) > 8 else ''} do not fit the model's "
-        f"inputs ({wanted}): use a column named after each input, or one column per feature "
-        "of a single [-1, features] input"
+    return FormatError(
+        f"the {kind} columns {columns[:8]}{'...' if len(columns) > 8 else ''} do not fit the "
+        f"model's inputs ({wanted}): use a column named after each input, or one numeric column "
+        "per feature of a single [-1, features] input"
     )
 
 

@@ -10,7 +10,6 @@ outputs of rank 2 and more, flattened, their shape in the file's metadata).
 
 from __future__ import annotations
 
-import io
 import struct
 from collections.abc import Iterator
 from math import prod
@@ -24,7 +23,8 @@ from functions.core.codec import Array, decode_json
 from functions.core.errors import InvalidInput
 from functions.core.manifest import TensorSpec
 
-from .formats import Chunk, FormatError
+from .formats import Chunk, FormatError, columns_misfit
+from .shards import Seekable
 
 
 def _arrow() -> tuple[Any, Any]:
@@ -58,12 +58,7 @@ def parquet_columns(schema: Any, inputs: tuple[TensorSpec, ...]) -> dict[str, li
     if len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].datatype != "BYTES":
         if numeric and inputs[0].shape[1] in (-1, len(names)):
             return {inputs[0].name: names}
-    wanted = ", ".join(f"'{s.name}' {list(s.shape)}" for s in inputs)
-    raise FormatError(
-        f"the .parquet columns {names[:8]}{'...' if len(names) > 8 else ''} do not fit the "
-        f"model's inputs ({wanted}): use a column named after each input, or one numeric column "
-        "per feature of a single [-1, features] input"
-    )
+    raise columns_misfit(".parquet", names, inputs)
 
 
 def parquet_chunks(
@@ -274,27 +269,13 @@ def read_parquet_shard(
     yield from parquet_chunks(sparse, inputs, chunk_rows, groups, first)  # type: ignore[arg-type]
 
 
-class _Sparse(io.RawIOBase):
+class _Sparse(Seekable):
     """A file of `size` bytes of which only some stretches were fetched: what pyarrow reads
     of a shard (the footer, the shard's row groups)."""
 
     def __init__(self, size: int, stretches: dict[int, bytes]) -> None:
-        self._size, self._at = size, 0
+        super().__init__(size)
         self._stretches = sorted(stretches.items())
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._at
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}[whence]
-        self._at = base + offset
-        return self._at
 
     def readinto(self, buffer: Any) -> int:
         n = min(len(buffer), self._size - self._at)

@@ -280,6 +280,27 @@ class _Joined(io.RawIOBase):
         return _read_into(self._body, buffer)
 
 
+class Seekable(io.RawIOBase):
+    """A read-only file of `size` bytes whose subclass fills `readinto` from where it is."""
+
+    def __init__(self, size: int) -> None:
+        self._size, self._at = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}[whence]
+        self._at = max(0, base + offset)
+        return self._at
+
+
 class Window(io.RawIOBase):
     """Bytes [start, end) of a seekable file, as a stream (a local shard's ranged read)."""
 
