@@ -101,7 +101,8 @@ def export_runtime(*, hashes: bool = True, extras: tuple[str, ...] = ()) -> str:
     """uv.lock's runtime packages (the project's own dependencies, and `extras`), less what the
     Lambda runtime provides, as a requirements file (with their hashes by default)."""
     command = [uv(), "export", "--frozen", "--no-emit-project", "--format", "requirements.txt"]
-    command += ["--quiet", "--no-header"]
+    # never colored: the CDK CLI sets FORCE_COLOR for the app, and uv would color the comments
+    command += ["--quiet", "--no-header", "--color", "never"]
     for extra in extras:
         command += ["--extra", extra]
     for package in RUNTIME_PROVIDED:
@@ -118,7 +119,7 @@ def install_requirements(out: Path, architecture: str, extras: tuple[str, ...] =
     with tempfile.TemporaryDirectory() as tmp:
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text(export_runtime(extras=extras))
-        command = [uv(), "pip", "install", "--quiet", "--target", str(out)]
+        command = [uv(), "pip", "install", "--quiet", "--color", "never", "--target", str(out)]
         command += ["--python-platform", PLATFORMS[architecture], "--python-version", LAMBDA_PYTHON]
         # exactly the exported files: no resolution, every wheel checked against the lock's hash
         command += ["--no-deps", "--require-hashes", "--only-binary", ":all:"]

@@ -109,6 +109,15 @@ def test_the_batch_functions_asset_adds_pyarrow_within_lambdas_limit(tmp_path: P
     assert "pyarrow" not in export_runtime(hashes=False)
 
 
+def test_the_export_is_plain_text_when_the_cdk_cli_asks_for_colors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`npx cdk synth` runs the app with FORCE_COLOR set; uv then colored its comments, and the
+    requirements file it wrote could not be read back."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert "\x1b" not in export_runtime() and "\x1b" not in export_runtime(hashes=False)
+
+
 def test_the_functions_requirements_are_the_locks_export() -> None:
     """functions/requirements.txt (for the container images) is uv.lock's runtime group, as
     `make lock` writes it; every direct runtime dependency is pinned there."""
