@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -143,21 +144,33 @@ def test_the_pinned_cli_synthesizes_from_the_repo_root(tmp_path: Path) -> None:
         [npx, "cdk", "--version"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert version.stdout.startswith("2.1148."), version.stdout
+    # As a platform team runs it: the CLI runs the app (with FORCE_COLOR set), which bundles
+    # both assets from the lock (uv's own cache, so the wheels are not fetched again)
+    from infra.bundling import uv
+
+    uv_cache = subprocess.run(
+        [uv(), "cache", "dir"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     result = subprocess.run(
-        [npx, "cdk", "synth", "--quiet", "-c", "maas:bundling=false", "-o", str(tmp_path / "out")],
+        [npx, "cdk", "synth", "--quiet", "-o", str(tmp_path / "out")],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
-        env={
+        env=os.environ
+        | {
             "PATH": f"{ROOT / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(tmp_path),
+            "UV_CACHE_DIR": uv_cache,
             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
             "CDK_DISABLE_VERSION_CHECK": "1",
         },
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "out" / "Maas.template.json").exists()
+    assets = sorted(asset_size(a) for a in (tmp_path / "out").glob("asset.*") if a.is_dir())
+    assert len(assets) == 2 and assets[0] <= 120e6 < 200e6 < assets[1], assets
+    shutil.rmtree(tmp_path / "out")
 
 
 @pytest.mark.parametrize(
