@@ -113,11 +113,12 @@ def combine(
 ) -> int:
     """Join the shards' parts, in order, into one output file; its rows."""
     rows = 0
-    if output_suffix(plan.suffix, manifest.outputs) == ".parquet":
+    fmt = output_suffix(plan.suffix, manifest.outputs)
+    if fmt == ".parquet":  # record batches copied as they are, no arrays in between
         from .parquet import combine_parquet
 
         return combine_parquet(iter(parts), out)
-    if output_suffix(plan.suffix, manifest.outputs) == ".jsonl":
+    if fmt == ".jsonl":
         with out.open("wb") as target:
             for part in parts:
                 with part.open("rb") as source:
